@@ -1,0 +1,1 @@
+//! aml-auth-filter: Azure Machine Learning style key and token authentication as a proxy-wasm HTTP filter.
