@@ -1,1 +1,13 @@
 //! aml-auth-filter: Azure Machine Learning style key and token authentication as a proxy-wasm HTTP filter.
+//!
+//! Every module but `host` is pure and tested natively; `host` is the only place that touches
+//! the proxy-wasm ABI and exists only in the wasm build.
+
+pub mod config;
+pub mod credential;
+pub mod keys;
+pub mod policy;
+pub mod status;
+
+#[cfg(target_arch = "wasm32")]
+mod host;
