@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod credential;
+pub mod jwks_cache;
 pub mod keys;
 pub mod policy;
 pub mod status;
