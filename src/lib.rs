@@ -1,1 +1,3 @@
 //! aml-auth-filter: Azure Machine Learning style key and token authentication as a proxy-wasm HTTP filter.
+
+pub mod rsa;
