@@ -137,15 +137,16 @@ pub(crate) fn sign(alg: Alg, msg: &[u8]) -> Vec<u8> {
     }
 }
 
-/// A token from raw header and payload JSON text, signed by the key for `signer`.
-pub(crate) fn mint_raw(header_json: &str, payload_json: &str, signer: Alg) -> String {
-    let input = format!(
-        "{}.{}",
-        b64(header_json.as_bytes()),
-        b64(payload_json.as_bytes())
-    );
+/// A token from raw header and payload bytes, signed by the key for `signer`.
+pub(crate) fn mint_bytes(header: &[u8], payload: &[u8], signer: Alg) -> String {
+    let input = format!("{}.{}", b64(header), b64(payload));
     let sig = sign(signer, input.as_bytes());
     format!("{input}.{}", b64(&sig))
+}
+
+/// A token from raw header and payload JSON text, signed by the key for `signer`.
+pub(crate) fn mint_raw(header_json: &str, payload_json: &str, signer: Alg) -> String {
+    mint_bytes(header_json.as_bytes(), payload_json.as_bytes(), signer)
 }
 
 /// A token from header and claims values, signed by the key for the header's `alg`.
