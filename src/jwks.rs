@@ -3,6 +3,7 @@
 //! Rules applied to every key (a key that breaks one is dropped and reported, the rest are kept):
 //! - only public signature keys are kept: `kty` RSA (2048 to 4096 bits), EC on P-256 (ES256 only)
 //!   and OKP on Ed25519 (EdDSA only); `oct` keys and other key types are never used;
+//! - an RSA modulus with the ROCA fingerprint (CVE-2017-15361) is dropped;
 //! - a key with `use` other than `sig`, with `key_ops` lacking `verify`, or carrying private
 //!   members (`d`, `p`, `q`, `dp`, `dq`, `qi`, `oth`, `k`) is dropped;
 //! - a key's `alg`, when present, restricts it to that one algorithm and must suit its type and
@@ -248,6 +249,8 @@ pub enum DropReason {
     InvalidPoint,
     /// The RSA key was refused (modulus under 2048 or over 4096 bits, even modulus, bad exponent).
     RsaKeyRejected,
+    /// The RSA modulus has the ROCA fingerprint (CVE-2017-15361): its private key can be recovered.
+    RocaVulnerable,
     /// The `kid` is longer than [`MAX_KID_LEN`] bytes, so no token could select it.
     KidTooLong,
     /// An earlier usable key already has this `kid`.
@@ -278,6 +281,7 @@ impl DropReason {
             DropReason::BadKeyLength => "bad_key_length",
             DropReason::InvalidPoint => "invalid_point",
             DropReason::RsaKeyRejected => "rsa_key_rejected",
+            DropReason::RocaVulnerable => "roca_vulnerable",
             DropReason::KidTooLong => "kid_too_long",
             DropReason::DuplicateKid => "duplicate_kid",
             DropReason::TooManyKeys { .. } => "too_many_keys",
@@ -503,9 +507,37 @@ fn curve(obj: &Map<String, Value>) -> Result<&str, DropReason> {
 fn rsa_material(obj: &Map<String, Value>) -> Result<KeyMaterial, DropReason> {
     let n = b64_member(obj, "n")?;
     let e = b64_member(obj, "e")?;
+    if has_roca_fingerprint(&n) {
+        return Err(DropReason::RocaVulnerable);
+    }
     RsaPublicKey::new(&n, &e)
         .map(KeyMaterial::Rsa)
         .map_err(|_| DropReason::RsaKeyRejected)
+}
+
+/// Small primes of the ROCA test (Nemec et al., CCS 2017): moduli from the vulnerable
+/// Infineon generator are, modulo each of them, powers of 65537.
+const ROCA_PRIMES: [u32; 38] = [
+    3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97,
+    101, 103, 107, 109, 113, 127, 131, 137, 139, 149, 151, 157, 163, 167,
+];
+
+/// Whether the big-endian modulus carries the ROCA fingerprint (its factors are recoverable).
+fn has_roca_fingerprint(n_be: &[u8]) -> bool {
+    ROCA_PRIMES.iter().all(|&p| {
+        let residue = n_be
+            .iter()
+            .fold(0_u32, |acc, b| (acc * 256 + u32::from(*b)) % p);
+        let generator = 65_537 % p;
+        let mut power = 1_u32;
+        for _ in 0..p {
+            if power == residue {
+                return true;
+            }
+            power = power * generator % p;
+        }
+        false
+    })
 }
 
 fn ec_material(obj: &Map<String, Value>) -> Result<KeyMaterial, DropReason> {

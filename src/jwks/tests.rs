@@ -404,6 +404,22 @@ fn unusable_keys_are_dropped_with_their_reason() {
 }
 
 #[test]
+fn roca_fingerprinted_modulus_is_dropped() {
+    let product = ROCA_PRIMES
+        .iter()
+        .fold(rsa::BigUint::from(1_u32), |acc, p| acc * *p);
+    let n = rsa::BigUint::from(65_537_u32) + product * (rsa::BigUint::from(1_u32) << 1830);
+    let n_bytes = n.to_bytes_be();
+    assert!(has_roca_fingerprint(&n_bytes));
+    let jwk = with(rsa_jwk(None, None), "n", json!(b64(&n_bytes)));
+    assert_eq!(single_key_outcome(jwk), Err(DropReason::RocaVulnerable));
+    let mut shifted = n_bytes.clone();
+    let last = shifted.len() - 1;
+    shifted[last] ^= 2;
+    assert!(!has_roca_fingerprint(&shifted));
+}
+
+#[test]
 fn duplicate_member_inside_a_key_drops_it() {
     let good = rsa_jwk(Some("good"), None).to_string();
     let body = format!(
@@ -625,6 +641,7 @@ fn drop_reason_codes_are_distinct() {
         DropReason::BadKeyLength,
         DropReason::InvalidPoint,
         DropReason::RsaKeyRejected,
+        DropReason::RocaVulnerable,
         DropReason::KidTooLong,
         DropReason::DuplicateKid,
         DropReason::TooManyKeys { ignored: 1 },
