@@ -216,7 +216,7 @@ fn json_object(bytes: &[u8], malformed: TokenError) -> Result<Map<String, Value>
     }
 }
 
-fn split_token(token: &str) -> Result<Parts<'_>, TokenError> {
+fn split_token(token: &str, payload_may_be_empty: bool) -> Result<Parts<'_>, TokenError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(TokenError::TooLong);
     }
@@ -229,7 +229,7 @@ fn split_token(token: &str) -> Result<Parts<'_>, TokenError> {
     else {
         return Err(TokenError::Malformed);
     };
-    if h.is_empty() || p.is_empty() || s.is_empty() {
+    if h.is_empty() || (p.is_empty() && !payload_may_be_empty) || s.is_empty() {
         return Err(TokenError::Malformed);
     }
     let header_bytes = decode_part(h)?;
@@ -450,9 +450,10 @@ fn any_key_verifies(candidates: &[&Jwk], alg: Alg, parts: &Parts<'_>) -> Option<
 /// Verifies a compact JWS at the JOSE layer only (structure, header, key choice, signature), treating the payload as opaque bytes.
 ///
 /// Grants no trust to any claim; meant for conformance vectors whose payloads are not JWT claim sets.
+/// Unlike [`verify`], an empty payload is allowed here, as RFC 7515 allows it.
 /// Returns the algorithm that verified.
 pub fn verify_jws(token: &str, keys: &KeySet) -> Result<Alg, TokenError> {
-    let parts = split_token(token)?;
+    let parts = split_token(token, true)?;
     let header = check_header(&parts.header)?;
     let candidates = candidate_keys(&header, keys)?;
     any_key_verifies(&candidates, header.alg, &parts)
@@ -467,7 +468,7 @@ pub fn verify(
     policy: &TokenPolicy,
     now_unix_seconds: i64,
 ) -> Result<VerifiedToken, TokenError> {
-    let parts = split_token(token)?;
+    let parts = split_token(token, false)?;
     let claims = json_object(&parts.payload, TokenError::MalformedPayload)?;
     let header = check_header(&parts.header)?;
     let candidates = candidate_keys(&header, keys)?;
