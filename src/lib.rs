@@ -5,10 +5,17 @@
 
 pub mod config;
 pub mod credential;
+pub mod jwks;
 pub mod jwks_cache;
+pub mod jwt;
 pub mod keys;
 pub mod policy;
+pub mod router;
+pub mod rsa;
 pub mod status;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub mod signing;
 
 #[cfg(target_arch = "wasm32")]
 mod host;

@@ -1,0 +1,494 @@
+//! JWT verification: turns an untrusted compact JWS token into a [`VerifiedToken`] under a [`TokenPolicy`], or says exactly why not.
+//!
+//! Checks run cheapest first, so a forged token costs as little as possible:
+//! 1. structure: at most [`MAX_TOKEN_LEN`] bytes, three non-empty strict base64url parts, header
+//!    and payload UTF-8 JSON objects with no repeated member names (at any depth);
+//! 2. header: `alg` names a supported algorithm exactly; `crit` and `cty: JWT` are refused;
+//!    `kid`, when present, is a string of at most [`MAX_KID_LEN`] bytes looked up as an exact map
+//!    key; `jku`, `x5u`, `jwk` and `x5c` are ignored (never fetched, never trusted): keys only come
+//!    from the [`KeySet`];
+//! 3. issuer; 4. time claims; 5. audience;
+//! 6. signature, against the kid's key or, without kid, every key admitting `alg` (at most
+//!    [`MAX_KIDLESS_CANDIDATES`]).
+//!
+//! An audience mismatch is only reported once the signature has verified: a forged token never
+//! earns the 403 answer.
+
+use std::fmt;
+
+use base64::Engine;
+use jwt_compact::alg::{Ed25519, Es256};
+use jwt_compact::Algorithm;
+use serde_json::{Map, Value};
+
+use crate::jwks::{parse_checked, Alg, Jwk, KeyMaterial, KeySet, B64URL, MAX_KID_LEN};
+use crate::rsa::{HashAlg, RsaPublicKey};
+
+/// Longest token accepted, in bytes; checked before anything else.
+pub const MAX_TOKEN_LEN: usize = 8 * 1024;
+
+/// Largest accepted value of `exp`, `nbf` and `iat`: 9999-12-31T23:59:59Z.
+pub const MAX_TIMESTAMP: i64 = 253_402_300_799;
+
+/// A token without `kid` is tried against at most this many keys; past that it is refused with [`TokenError::KidRequired`].
+pub const MAX_KIDLESS_CANDIDATES: usize = 8;
+
+/// What a token must satisfy besides a valid signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenPolicy {
+    /// Required `iss`, compared exactly (case-sensitive).
+    pub issuer: String,
+    /// When set, `aud` must name at least one of these.
+    pub audiences: Option<Vec<String>>,
+    /// Tolerance applied to `exp`, `nbf` and `iat`.
+    pub clock_skew_seconds: u64,
+    /// When set, `exp - iat` (or `exp - now` without `iat`) may not exceed this; a token without `exp` is then refused.
+    pub max_lifetime_seconds: Option<u64>,
+    /// Whether `exp` must be present.
+    pub require_expiration: bool,
+}
+
+/// Why a token was refused. Every variant maps to HTTP 401 except [`TokenError::AudienceNotAllowed`] (403).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenError {
+    /// The token is longer than [`MAX_TOKEN_LEN`] bytes.
+    TooLong,
+    /// Not three non-empty dot-separated parts (this includes the JWS JSON serialization).
+    Malformed,
+    /// A part is not strict unpadded base64url (padding, `+`, `/`, whitespace, non-canonical trailing bits).
+    BadBase64,
+    /// The header is not a UTF-8 JSON object, or its `alg` is missing or not a string, or `cty` is not a string.
+    MalformedHeader,
+    /// The payload is not a UTF-8 JSON object.
+    MalformedPayload,
+    /// The header or the payload repeats a member name.
+    DuplicateMember,
+    /// `alg` is not one of the supported algorithms (this includes `none`, HS* and other spellings).
+    UnsupportedAlgorithm,
+    /// The header has `crit`: no extension is understood, so none may be critical.
+    CriticalHeader,
+    /// The header has `cty: JWT`: nested tokens are refused.
+    NestedToken,
+    /// `kid` is not a string or is longer than [`MAX_KID_LEN`] bytes.
+    InvalidKid,
+    /// No key has this `kid`; the caller may refetch the JWKS early.
+    UnknownKid,
+    /// The selected key does not admit `alg`, or without `kid` no key admits it.
+    KeyAlgorithmMismatch,
+    /// No `kid`, and more than [`MAX_KIDLESS_CANDIDATES`] keys admit `alg`.
+    KidRequired,
+    /// `iss` is missing, not a string, or not exactly the policy's issuer.
+    IssuerMismatch,
+    /// `exp`, `nbf` or `iat` is not a number in `0..=MAX_TIMESTAMP`.
+    InvalidTimeClaim,
+    /// `exp` is missing while the policy requires it.
+    MissingExpiration,
+    /// Now is at or after `exp + skew`.
+    Expired,
+    /// Now is before `nbf - skew`.
+    NotYetValid,
+    /// `iat` is after `now + skew`.
+    IssuedInFuture,
+    /// The token lives longer than the policy's maximum lifetime (or has no `exp` while a maximum is set).
+    LifetimeTooLong,
+    /// `aud` is missing, an empty array, or not a string or array of strings (401).
+    InvalidAudience,
+    /// The token is valid but none of its audiences is allowed (403).
+    AudienceNotAllowed,
+    /// No candidate key verifies the signature (wrong length or encoding included).
+    InvalidSignature,
+}
+
+impl TokenError {
+    /// Stable snake_case reason code for response bodies and stats.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenError::TooLong => "token_too_long",
+            TokenError::Malformed => "malformed_token",
+            TokenError::BadBase64 => "bad_base64",
+            TokenError::MalformedHeader => "malformed_header",
+            TokenError::MalformedPayload => "malformed_payload",
+            TokenError::DuplicateMember => "duplicate_member",
+            TokenError::UnsupportedAlgorithm => "unsupported_alg",
+            TokenError::CriticalHeader => "crit_not_supported",
+            TokenError::NestedToken => "nested_token",
+            TokenError::InvalidKid => "invalid_kid",
+            TokenError::UnknownKid => "unknown_kid",
+            TokenError::KeyAlgorithmMismatch => "key_alg_mismatch",
+            TokenError::KidRequired => "kid_required",
+            TokenError::IssuerMismatch => "issuer_mismatch",
+            TokenError::InvalidTimeClaim => "invalid_time_claim",
+            TokenError::MissingExpiration => "missing_exp",
+            TokenError::Expired => "token_expired",
+            TokenError::NotYetValid => "token_not_yet_valid",
+            TokenError::IssuedInFuture => "iat_in_future",
+            TokenError::LifetimeTooLong => "lifetime_too_long",
+            TokenError::InvalidAudience => "invalid_audience",
+            TokenError::AudienceNotAllowed => "audience_not_allowed",
+            TokenError::InvalidSignature => "invalid_signature",
+        }
+    }
+
+    /// True only for [`TokenError::AudienceNotAllowed`], answered with HTTP 403; everything else is 401.
+    pub fn is_forbidden(self) -> bool {
+        self == TokenError::AudienceNotAllowed
+    }
+}
+
+impl fmt::Display for TokenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::error::Error for TokenError {}
+
+/// A token whose signature, issuer, time and audience all passed; only [`verify`] makes one.
+#[derive(Debug, Clone)]
+pub struct VerifiedToken {
+    alg: Alg,
+    kid: Option<String>,
+    exp: Option<i64>,
+    claims: Map<String, Value>,
+}
+
+impl VerifiedToken {
+    /// `exp` in Unix seconds (truncated toward zero), if present.
+    pub fn exp(&self) -> Option<i64> {
+        self.exp
+    }
+
+    /// The header's `kid`, if present.
+    pub fn kid(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
+
+    /// The algorithm that verified the signature.
+    pub fn alg(&self) -> Alg {
+        self.alg
+    }
+
+    /// A top-level claim rendered for an HTTP request header, or `None` when it should not be copied.
+    ///
+    /// Strings are returned as they are; numbers and booleans as JSON text; a non-empty array of
+    /// strings joined with `,`. Objects, nulls, empty or mixed arrays, absent claims, and any
+    /// value containing a control character (CR, LF, NUL, TAB, DEL, C1...) give `None`.
+    pub fn claim_header_value(&self, claim: &str) -> Option<String> {
+        let rendered = match self.claims.get(claim)? {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            Value::Array(items) if !items.is_empty() => {
+                let parts: Option<Vec<&str>> = items.iter().map(Value::as_str).collect();
+                parts?.join(",")
+            }
+            _ => return None,
+        };
+        if rendered.chars().any(char::is_control) {
+            return None;
+        }
+        Some(rendered)
+    }
+}
+
+struct Parts<'a> {
+    signing_input: &'a str,
+    header: Map<String, Value>,
+    payload: Vec<u8>,
+    signature: Vec<u8>,
+}
+
+fn decode_part(part: &str) -> Result<Vec<u8>, TokenError> {
+    B64URL.decode(part).map_err(|_| TokenError::BadBase64)
+}
+
+fn json_object(bytes: &[u8], malformed: TokenError) -> Result<Map<String, Value>, TokenError> {
+    if std::str::from_utf8(bytes).is_err() {
+        return Err(malformed);
+    }
+    let checked = parse_checked(bytes).ok_or(malformed)?;
+    if checked.duplicate {
+        return Err(TokenError::DuplicateMember);
+    }
+    match checked.value {
+        Value::Object(map) => Ok(map),
+        _ => Err(malformed),
+    }
+}
+
+fn split_token(token: &str, payload_may_be_empty: bool) -> Result<Parts<'_>, TokenError> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(TokenError::TooLong);
+    }
+    if token.starts_with('{') {
+        return Err(TokenError::Malformed);
+    }
+    let mut pieces = token.split('.');
+    let (Some(h), Some(p), Some(s), None) =
+        (pieces.next(), pieces.next(), pieces.next(), pieces.next())
+    else {
+        return Err(TokenError::Malformed);
+    };
+    if h.is_empty() || (p.is_empty() && !payload_may_be_empty) || s.is_empty() {
+        return Err(TokenError::Malformed);
+    }
+    let header_bytes = decode_part(h)?;
+    let payload = decode_part(p)?;
+    let signature = decode_part(s)?;
+    let signing_input = token
+        .get(..h.len() + 1 + p.len())
+        .ok_or(TokenError::Malformed)?;
+    let header = json_object(&header_bytes, TokenError::MalformedHeader)?;
+    Ok(Parts {
+        signing_input,
+        header,
+        payload,
+        signature,
+    })
+}
+
+struct Header {
+    alg: Alg,
+    kid: Option<String>,
+}
+
+fn check_header(header: &Map<String, Value>) -> Result<Header, TokenError> {
+    let alg = match header.get("alg") {
+        Some(Value::String(name)) => {
+            Alg::from_name(name).ok_or(TokenError::UnsupportedAlgorithm)?
+        }
+        _ => return Err(TokenError::MalformedHeader),
+    };
+    if header.contains_key("crit") {
+        return Err(TokenError::CriticalHeader);
+    }
+    match header.get("cty") {
+        None => {}
+        Some(Value::String(cty)) if cty.eq_ignore_ascii_case("JWT") => {
+            return Err(TokenError::NestedToken)
+        }
+        Some(Value::String(_)) => {}
+        Some(_) => return Err(TokenError::MalformedHeader),
+    }
+    let kid = match header.get("kid") {
+        None => None,
+        Some(Value::String(kid)) if kid.len() <= MAX_KID_LEN => Some(kid.clone()),
+        Some(_) => return Err(TokenError::InvalidKid),
+    };
+    Ok(Header { alg, kid })
+}
+
+fn candidate_keys<'k>(header: &Header, keys: &'k KeySet) -> Result<Vec<&'k Jwk>, TokenError> {
+    match &header.kid {
+        Some(kid) => {
+            let key = keys.get(kid).ok_or(TokenError::UnknownKid)?;
+            if key.admits(header.alg) {
+                Ok(vec![key])
+            } else {
+                Err(TokenError::KeyAlgorithmMismatch)
+            }
+        }
+        None => {
+            let candidates: Vec<&Jwk> = keys
+                .iter()
+                .filter(|key| key.admits(header.alg))
+                .take(MAX_KIDLESS_CANDIDATES + 1)
+                .collect();
+            if candidates.is_empty() {
+                Err(TokenError::KeyAlgorithmMismatch)
+            } else if candidates.len() > MAX_KIDLESS_CANDIDATES {
+                Err(TokenError::KidRequired)
+            } else {
+                Ok(candidates)
+            }
+        }
+    }
+}
+
+fn check_issuer(claims: &Map<String, Value>, policy: &TokenPolicy) -> Result<(), TokenError> {
+    match claims.get("iss") {
+        Some(Value::String(iss)) if *iss == policy.issuer => Ok(()),
+        _ => Err(TokenError::IssuerMismatch),
+    }
+}
+
+fn timestamp(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, TokenError> {
+    let number = match claims.get(name) {
+        None => return Ok(None),
+        Some(Value::Number(n)) => n,
+        Some(_) => return Err(TokenError::InvalidTimeClaim),
+    };
+    if let Some(i) = number.as_i64() {
+        return if (0..=MAX_TIMESTAMP).contains(&i) {
+            Ok(Some(i))
+        } else {
+            Err(TokenError::InvalidTimeClaim)
+        };
+    }
+    if number.is_u64() {
+        return Err(TokenError::InvalidTimeClaim);
+    }
+    match number.as_f64() {
+        Some(f) if f >= 0.0 && f < (MAX_TIMESTAMP + 1) as f64 => Ok(Some(f.trunc() as i64)),
+        _ => Err(TokenError::InvalidTimeClaim),
+    }
+}
+
+fn check_time(
+    claims: &Map<String, Value>,
+    policy: &TokenPolicy,
+    now: i64,
+) -> Result<Option<i64>, TokenError> {
+    let exp = timestamp(claims, "exp")?;
+    let nbf = timestamp(claims, "nbf")?;
+    let iat = timestamp(claims, "iat")?;
+    let now = i128::from(now);
+    let skew = i128::from(policy.clock_skew_seconds);
+    match exp {
+        None if policy.require_expiration => return Err(TokenError::MissingExpiration),
+        Some(exp) if now >= i128::from(exp) + skew => return Err(TokenError::Expired),
+        _ => {}
+    }
+    if let Some(nbf) = nbf {
+        if i128::from(nbf) > now + skew {
+            return Err(TokenError::NotYetValid);
+        }
+    }
+    if let Some(iat) = iat {
+        if i128::from(iat) > now + skew {
+            return Err(TokenError::IssuedInFuture);
+        }
+    }
+    if let Some(max) = policy.max_lifetime_seconds {
+        let exp = exp.ok_or(TokenError::LifetimeTooLong)?;
+        let start = iat.map_or(now, i128::from);
+        if i128::from(exp) - start > i128::from(max) {
+            return Err(TokenError::LifetimeTooLong);
+        }
+    }
+    Ok(exp)
+}
+
+fn check_audience(claims: &Map<String, Value>, policy: &TokenPolicy) -> Result<(), TokenError> {
+    let Some(allowed) = &policy.audiences else {
+        return Ok(());
+    };
+    let present: Vec<&str> = match claims.get("aud") {
+        Some(Value::String(aud)) => vec![aud.as_str()],
+        Some(Value::Array(items)) if !items.is_empty() => items
+            .iter()
+            .map(Value::as_str)
+            .collect::<Option<Vec<&str>>>()
+            .ok_or(TokenError::InvalidAudience)?,
+        _ => return Err(TokenError::InvalidAudience),
+    };
+    if present.iter().any(|aud| allowed.iter().any(|a| a == aud)) {
+        Ok(())
+    } else {
+        Err(TokenError::AudienceNotAllowed)
+    }
+}
+
+fn rsa_hash(alg: Alg) -> Option<(HashAlg, bool)> {
+    match alg {
+        Alg::Rs256 => Some((HashAlg::Sha256, false)),
+        Alg::Rs384 => Some((HashAlg::Sha384, false)),
+        Alg::Rs512 => Some((HashAlg::Sha512, false)),
+        Alg::Ps256 => Some((HashAlg::Sha256, true)),
+        Alg::Ps384 => Some((HashAlg::Sha384, true)),
+        Alg::Ps512 => Some((HashAlg::Sha512, true)),
+        Alg::Es256 | Alg::EdDsa => None,
+    }
+}
+
+fn verify_rsa(key: &RsaPublicKey, alg: Alg, msg: &[u8], sig: &[u8]) -> bool {
+    match rsa_hash(alg) {
+        Some((hash, false)) => key.verify_pkcs1v15(hash, msg, sig),
+        Some((hash, true)) => key.verify_pss(hash, msg, sig),
+        None => false,
+    }
+}
+
+fn verify_es256(key: &p256::ecdsa::VerifyingKey, msg: &[u8], sig: &[u8]) -> bool {
+    if sig.len() != 64 {
+        return false;
+    }
+    match p256::ecdsa::Signature::from_slice(sig) {
+        Ok(sig) => Es256.verify_signature(&sig, key, msg),
+        Err(_) => false,
+    }
+}
+
+fn verify_eddsa(key: &ed25519_compact::PublicKey, msg: &[u8], sig: &[u8]) -> bool {
+    match ed25519_compact::Signature::from_slice(sig) {
+        Ok(sig) => Ed25519.verify_signature(&sig, key, msg),
+        Err(_) => false,
+    }
+}
+
+/// Verifies `signature` over `signing_input` with `key` under `alg`; false whenever `key` does not admit `alg`.
+///
+/// This is the single signature path used by [`verify`]; it says nothing about the payload.
+pub fn verify_signature(key: &Jwk, alg: Alg, signing_input: &[u8], signature: &[u8]) -> bool {
+    if !key.admits(alg) {
+        return false;
+    }
+    match (key.material(), alg) {
+        (KeyMaterial::Rsa(k), _) => verify_rsa(k, alg, signing_input, signature),
+        (KeyMaterial::P256(k), Alg::Es256) => verify_es256(k, signing_input, signature),
+        (KeyMaterial::Ed25519(k), Alg::EdDsa) => verify_eddsa(k, signing_input, signature),
+        _ => false,
+    }
+}
+
+fn any_key_verifies(candidates: &[&Jwk], alg: Alg, parts: &Parts<'_>) -> Option<usize> {
+    candidates.iter().position(|key| {
+        verify_signature(key, alg, parts.signing_input.as_bytes(), &parts.signature)
+    })
+}
+
+/// Verifies a compact JWS at the JOSE layer only (structure, header, key choice, signature), treating the payload as opaque bytes.
+///
+/// Grants no trust to any claim; meant for conformance vectors whose payloads are not JWT claim sets.
+/// Unlike [`verify`], an empty payload is allowed here, as RFC 7515 allows it.
+/// Returns the algorithm that verified.
+pub fn verify_jws(token: &str, keys: &KeySet) -> Result<Alg, TokenError> {
+    let parts = split_token(token, true)?;
+    let header = check_header(&parts.header)?;
+    let candidates = candidate_keys(&header, keys)?;
+    any_key_verifies(&candidates, header.alg, &parts)
+        .map(|_| header.alg)
+        .ok_or(TokenError::InvalidSignature)
+}
+
+/// Verifies a JWT against `keys` and `policy` at `now_unix_seconds`, running the checks in the module's documented order.
+pub fn verify(
+    token: &str,
+    keys: &KeySet,
+    policy: &TokenPolicy,
+    now_unix_seconds: i64,
+) -> Result<VerifiedToken, TokenError> {
+    let parts = split_token(token, false)?;
+    let claims = json_object(&parts.payload, TokenError::MalformedPayload)?;
+    let header = check_header(&parts.header)?;
+    let candidates = candidate_keys(&header, keys)?;
+    check_issuer(&claims, policy)?;
+    let exp = check_time(&claims, policy, now_unix_seconds)?;
+    let audience = check_audience(&claims, policy);
+    if let Err(TokenError::InvalidAudience) = audience {
+        return Err(TokenError::InvalidAudience);
+    }
+    if any_key_verifies(&candidates, header.alg, &parts).is_none() {
+        return Err(TokenError::InvalidSignature);
+    }
+    audience?;
+    Ok(VerifiedToken {
+        alg: header.alg,
+        kid: header.kid,
+        exp,
+        claims,
+    })
+}
+
+#[cfg(test)]
+mod tests;
