@@ -3,6 +3,9 @@
 
 use serde_json::{Map, Value};
 
+use crate::jwks::{parse_jwks, JwksError};
+use crate::jwks_cache::SourceTiming;
+use crate::jwt::TokenPolicy;
 use crate::keys::{KeyDigest, KeyPair};
 
 /// A refused configuration: the path of the offending field and what is wrong with it.
@@ -42,6 +45,12 @@ impl std::error::Error for ConfigError {}
 /// Default realm in `WWW-Authenticate` challenges.
 pub const DEFAULT_REALM: &str = "aml";
 
+/// Name of the policy applied to requests that match no service.
+pub const DEFAULT_SERVICE: &str = "default";
+
+/// Most services in one configuration.
+pub const MAX_SERVICES: usize = 10_000;
+
 /// How a service's requests are judged.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AuthMode {
@@ -49,6 +58,26 @@ pub enum AuthMode {
     PassThrough,
     /// Key auth: the credential must be the primary or the secondary key.
     Key(KeyPair),
+    /// Token auth: the credential must be a valid JWT from the workspace.
+    Token(TokenService),
+}
+
+/// Token auth settings of one service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenService {
+    /// Issuer, audiences, time rules.
+    pub policy: TokenPolicy,
+    /// Verified claims copied to request headers.
+    pub claim_to_headers: Vec<ClaimHeader>,
+}
+
+/// One claim copied into one request header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClaimHeader {
+    /// Top-level claim name.
+    pub claim: String,
+    /// Request header name (lowercase).
+    pub header: String,
 }
 
 /// The policy applied to a request.
@@ -62,17 +91,69 @@ pub struct ServicePolicy {
     pub forward_authorization: bool,
 }
 
+/// Where the workspace's JWKS comes from; shared by every service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenSettings {
+    /// Keys given inline (`local_jwks`), always usable.
+    pub local_jwks: Option<Value>,
+    /// Remote sources tried in order (`remote_jwks`).
+    pub remote: Vec<RemoteJwks>,
+    /// Identifies the remote sources, so that a reload with other sources never reuses keys
+    /// fetched from the old ones.
+    pub fingerprint: String,
+}
+
+/// One remote JWKS source.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteJwks {
+    /// Envoy cluster the fetch goes through.
+    pub cluster: String,
+    /// The URI as configured (for logs).
+    pub uri: String,
+    /// `:authority` sent.
+    pub authority: String,
+    /// `:path` sent.
+    pub path: String,
+    /// Timeout, refresh period and staleness limit.
+    pub timing: SourceTiming,
+}
+
 /// A validated plugin configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FilterConfig {
     /// Realm named in `WWW-Authenticate` challenges.
     pub realm: String,
-    /// The policy for every request.
+    /// The policy for requests that match no service (the top-level fields).
+    pub default_policy: ServicePolicy,
+    /// Per-service policies, routed by host and longest path prefix.
+    pub services: Vec<ServiceRoute>,
+    /// Workspace-wide token settings, when a `token` object is configured.
+    pub token: Option<TokenSettings>,
+}
+
+/// A service's policy and where it applies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceRoute {
+    /// The policy.
     pub policy: ServicePolicy,
+    /// Requests whose path starts with this are the service's.
+    pub path_prefix: String,
+    /// When non-empty, only requests for one of these hosts (lowercase, compared without port
+    /// unless the entry has one).
+    pub hosts: Vec<String>,
 }
 
 /// Looks up an environment variable of the VM (for `env:NAME` key values).
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+const POLICY_FIELDS: [&str; 6] = [
+    "auth_enabled",
+    "primary_key",
+    "secondary_key",
+    "token_auth_enabled",
+    "forward_authorization",
+    "claim_to_headers",
+];
 
 /// Parses and validates a plugin configuration. An empty document means all defaults, which
 /// is refused because key auth is on by default and needs a key.
@@ -92,44 +173,228 @@ pub fn parse(json: &[u8], env: EnvLookup<'_>) -> Result<FilterConfig, ConfigErro
         "token_auth_enabled",
         "forward_authorization",
         "realm",
+        "token",
+        "services",
     ])?;
     let realm = match root.string("realm")? {
         None => DEFAULT_REALM.to_string(),
         Some(r) => validate_realm(&root.path("realm"), r)?,
     };
-    let policy = compile_policy(&root, "default", env)?;
-    Ok(FilterConfig { realm, policy })
+    let token_obj = root.object("token")?;
+    let (token, workspace_policy, default_claims) = match &token_obj {
+        None => (None, None, None),
+        Some(t) => {
+            let (settings, policy, claims) = compile_token(t)?;
+            (Some(settings), Some(policy), Some(claims))
+        }
+    };
+    let workspace = Workspace {
+        policy: workspace_policy,
+        claims: default_claims,
+        env,
+    };
+    let defaults = Inherited::from_root(&root)?;
+    let default_policy = compile_policy(&root, DEFAULT_SERVICE, &defaults, &workspace, None)?;
+    let services = match root.array("services")? {
+        None => Vec::new(),
+        Some(items) => compile_services(&root.path("services"), items, &defaults, &workspace)?,
+    };
+    Ok(FilterConfig {
+        realm,
+        default_policy,
+        services,
+        token,
+    })
+}
+
+/// Workspace-wide inputs every policy may need.
+struct Workspace<'a> {
+    policy: Option<TokenPolicy>,
+    claims: Option<Vec<ClaimHeader>>,
+    env: EnvLookup<'a>,
+}
+
+/// Top-level values that services inherit.
+struct Inherited<'a> {
+    auth_enabled: Option<bool>,
+    token_auth_enabled: Option<bool>,
+    forward_authorization: Option<bool>,
+    primary_key: Option<&'a str>,
+    secondary_key: Option<&'a str>,
+}
+
+impl<'a> Inherited<'a> {
+    fn from_root(root: &Obj<'a>) -> Result<Self, ConfigError> {
+        Ok(Inherited {
+            auth_enabled: root.bool("auth_enabled")?,
+            token_auth_enabled: root.bool("token_auth_enabled")?,
+            forward_authorization: root.bool("forward_authorization")?,
+            primary_key: root.string("primary_key")?,
+            secondary_key: root.string("secondary_key")?,
+        })
+    }
+}
+
+fn compile_services(
+    path: &str,
+    items: &[Value],
+    defaults: &Inherited<'_>,
+    workspace: &Workspace<'_>,
+) -> Result<Vec<ServiceRoute>, ConfigError> {
+    if items.len() > MAX_SERVICES {
+        return Err(ConfigError::new(
+            path,
+            format!("at most {MAX_SERVICES} services are supported"),
+        ));
+    }
+    let mut names = std::collections::HashSet::new();
+    let mut routes = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let obj = Obj::new(&format!("{path}[{i}]"), item)?;
+        let mut allowed: Vec<&str> = POLICY_FIELDS.to_vec();
+        allowed.extend(["name", "path_prefix", "hosts", "token"]);
+        obj.only(&allowed)?;
+        let name = obj
+            .string("name")?
+            .ok_or_else(|| ConfigError::new(obj.path("name"), "every service needs a name"))?;
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        {
+            return Err(ConfigError::new(
+                obj.path("name"),
+                "must be 1 to 64 characters from A-Z a-z 0-9 - _ . (it becomes part of stat names)",
+            ));
+        }
+        if name == DEFAULT_SERVICE || !names.insert(name) {
+            return Err(ConfigError::new(
+                obj.path("name"),
+                format!("service name `{name}` is used twice (or is the reserved name `{DEFAULT_SERVICE}`)"),
+            ));
+        }
+        let prefix = obj.string("path_prefix")?.ok_or_else(|| {
+            ConfigError::new(obj.path("path_prefix"), format!("service `{name}` needs a path_prefix"))
+        })?;
+        if !prefix.starts_with('/') || prefix.contains(['?', '#']) || prefix.bytes().any(|b| b <= b' ' || b == 0x7f) {
+            return Err(ConfigError::new(
+                obj.path("path_prefix"),
+                "must start with `/` and hold no query, fragment, space or control character",
+            ));
+        }
+        let hosts = match obj.array("hosts")? {
+            None => Vec::new(),
+            Some(list) => compile_hosts(&obj.path("hosts"), list)?,
+        };
+        let host_keys: Vec<&str> = if hosts.is_empty() {
+            vec!["*"]
+        } else {
+            hosts.iter().map(String::as_str).collect()
+        };
+        for host in host_keys {
+            if !routes.insert((host.to_string(), prefix.to_string())) {
+                return Err(ConfigError::new(
+                    obj.path("path_prefix"),
+                    format!("service `{name}`: another service already has path_prefix `{prefix}` for host `{host}`"),
+                ));
+            }
+        }
+        let audiences = match obj.object("token")? {
+            None => None,
+            Some(t) => {
+                t.only(&["audiences"])?;
+                t.string_list("audiences")?
+            }
+        };
+        let policy = compile_policy(&obj, name, defaults, workspace, audiences)?;
+        out.push(ServiceRoute {
+            policy,
+            path_prefix: prefix.to_string(),
+            hosts,
+        });
+    }
+    Ok(out)
+}
+
+fn compile_hosts(path: &str, list: &[Value]) -> Result<Vec<String>, ConfigError> {
+    let mut hosts = Vec::with_capacity(list.len());
+    for (i, v) in list.iter().enumerate() {
+        let field = format!("{path}[{i}]");
+        let Value::String(h) = v else {
+            return Err(ConfigError::new(field, format!("must be a string, found {}", kind(v))));
+        };
+        let ok = !h.is_empty()
+            && h.len() <= 255
+            && h.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':' | b'[' | b']'));
+        if !ok {
+            return Err(ConfigError::new(field, "must be a host name, optionally with :port"));
+        }
+        hosts.push(h.to_ascii_lowercase());
+    }
+    if hosts.is_empty() {
+        return Err(ConfigError::new(path, "must name at least one host when present"));
+    }
+    Ok(hosts)
 }
 
 fn compile_policy(
     obj: &Obj<'_>,
     name: &str,
-    env: EnvLookup<'_>,
+    defaults: &Inherited<'_>,
+    workspace: &Workspace<'_>,
+    audiences: Option<Vec<String>>,
 ) -> Result<ServicePolicy, ConfigError> {
-    let auth_enabled = obj.bool("auth_enabled")?.unwrap_or(true);
-    let token_auth_enabled = obj.bool("token_auth_enabled")?.unwrap_or(false);
-    let forward_authorization = obj.bool("forward_authorization")?.unwrap_or(false);
-    let primary = obj.key("primary_key", env)?;
-    let secondary = obj.key("secondary_key", env)?;
+    let service = if name == DEFAULT_SERVICE {
+        String::new()
+    } else {
+        format!("service `{name}`: ")
+    };
+    let auth_enabled = obj.bool("auth_enabled")?.or(defaults.auth_enabled).unwrap_or(true);
+    let token_auth_enabled = obj
+        .bool("token_auth_enabled")?
+        .or(defaults.token_auth_enabled)
+        .unwrap_or(false);
+    let forward_authorization = obj
+        .bool("forward_authorization")?
+        .or(defaults.forward_authorization)
+        .unwrap_or(false);
+    let primary = obj.key("primary_key", defaults.primary_key, workspace.env)?;
+    let secondary = obj.key("secondary_key", defaults.secondary_key, workspace.env)?;
+    let claims = match obj.array("claim_to_headers")? {
+        Some(list) => Some(compile_claims(&obj.path("claim_to_headers"), list)?),
+        None => None,
+    };
     if auth_enabled && token_auth_enabled {
         return Err(ConfigError::new(
             obj.path("token_auth_enabled"),
-            "token authentication can't be used at the same time as key-based authentication: set auth_enabled to false to use token_auth_enabled",
+            format!("{service}token authentication can't be used at the same time as key-based authentication: set auth_enabled to false to use token_auth_enabled"),
         ));
     }
     let mode = if auth_enabled {
         let pair = KeyPair::new(primary, secondary).ok_or_else(|| {
             ConfigError::new(
                 obj.path("primary_key"),
-                "auth_enabled is true (the default) but neither primary_key nor secondary_key is set",
+                format!("{service}auth_enabled is true (the default) but neither primary_key nor secondary_key is set"),
             )
         })?;
         AuthMode::Key(pair)
     } else if token_auth_enabled {
-        return Err(ConfigError::new(
-            obj.path("token_auth_enabled"),
-            "token authentication needs the `token` settings (issuer and a JWKS source)",
-        ));
+        let Some(workspace_policy) = &workspace.policy else {
+            return Err(ConfigError::new(
+                obj.path("token_auth_enabled"),
+                format!("{service}token authentication needs the top-level `token` settings (issuer and a JWKS source)"),
+            ));
+        };
+        let mut policy = workspace_policy.clone();
+        if audiences.is_some() {
+            policy.audiences = audiences;
+        }
+        AuthMode::Token(TokenService {
+            policy,
+            claim_to_headers: claims.or_else(|| workspace.claims.clone()).unwrap_or_default(),
+        })
     } else {
         AuthMode::PassThrough
     };
@@ -138,6 +403,209 @@ fn compile_policy(
         mode,
         forward_authorization,
     })
+}
+
+fn compile_token(t: &Obj<'_>) -> Result<(TokenSettings, TokenPolicy, Vec<ClaimHeader>), ConfigError> {
+    t.only(&[
+        "issuer",
+        "audiences",
+        "local_jwks",
+        "remote_jwks",
+        "clock_skew_seconds",
+        "max_lifetime_seconds",
+        "require_expiration",
+        "claim_to_headers",
+    ])?;
+    let issuer = t
+        .string("issuer")?
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ConfigError::new(t.path("issuer"), "is required: the exact `iss` of the workspace's tokens"))?;
+    let audiences = t.string_list("audiences")?;
+    let policy = TokenPolicy {
+        issuer: issuer.to_string(),
+        audiences,
+        clock_skew_seconds: t.u64("clock_skew_seconds", 0, 3_600)?.unwrap_or(60),
+        max_lifetime_seconds: t.u64("max_lifetime_seconds", 1, 400 * 86_400)?,
+        require_expiration: t.bool("require_expiration")?.unwrap_or(true),
+    };
+    let local_jwks = match t.map.get("local_jwks") {
+        None => None,
+        Some(v) => {
+            let field = t.path("local_jwks");
+            if !v.is_object() {
+                return Err(ConfigError::new(field, format!("must be a JWKS object, found {}", kind(v))));
+            }
+            let bytes = serde_json::to_vec(v).unwrap_or_default();
+            if let Err(e) = parse_jwks(&bytes) {
+                return Err(ConfigError::new(field, format!("is not a usable JWKS: {}", describe_jwks_error(&e))));
+            }
+            Some(v.clone())
+        }
+    };
+    let remote = match t.map.get("remote_jwks") {
+        None => Vec::new(),
+        Some(Value::Array(items)) => {
+            if items.is_empty() {
+                return Err(ConfigError::new(t.path("remote_jwks"), "must hold at least one source"));
+            }
+            let mut out = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                out.push(compile_remote(&Obj::new(&format!("{}[{i}]", t.path("remote_jwks")), item)?)?);
+            }
+            out
+        }
+        Some(v @ Value::Object(_)) => vec![compile_remote(&Obj::new(&t.path("remote_jwks"), v)?)?],
+        Some(other) => return Err(t.wrong_type("remote_jwks", "an object or an array of objects", other)),
+    };
+    if local_jwks.is_none() && remote.is_empty() {
+        return Err(ConfigError::new(
+            t.path("remote_jwks"),
+            "token settings need a key source: local_jwks, remote_jwks, or both",
+        ));
+    }
+    let claims = match t.array("claim_to_headers")? {
+        Some(list) => compile_claims(&t.path("claim_to_headers"), list)?,
+        None => Vec::new(),
+    };
+    let mut fingerprint_input = String::new();
+    for r in &remote {
+        fingerprint_input.push_str(&r.cluster);
+        fingerprint_input.push('\n');
+        fingerprint_input.push_str(&r.uri);
+        fingerprint_input.push('\n');
+    }
+    let fingerprint = KeyDigest::of(fingerprint_input.as_bytes()).to_configured();
+    let fingerprint = fingerprint.get(7..23).unwrap_or_default().to_string();
+    Ok((
+        TokenSettings {
+            local_jwks,
+            remote,
+            fingerprint,
+        },
+        policy,
+        claims,
+    ))
+}
+
+fn describe_jwks_error(e: &JwksError) -> String {
+    match e {
+        JwksError::NoUsableKeys { dropped } => {
+            let reasons: Vec<String> = dropped
+                .iter()
+                .take(5)
+                .map(|d| format!("keys[{}]: {}", d.index, d.reason.as_str()))
+                .collect();
+            format!("no usable key ({})", reasons.join(", "))
+        }
+        other => other.as_str().replace('_', " "),
+    }
+}
+
+fn compile_remote(obj: &Obj<'_>) -> Result<RemoteJwks, ConfigError> {
+    obj.only(&[
+        "cluster",
+        "uri",
+        "timeout_seconds",
+        "refresh_interval_seconds",
+        "max_stale_seconds",
+    ])?;
+    let cluster = obj
+        .string("cluster")?
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| ConfigError::new(obj.path("cluster"), "is required: the Envoy cluster that reaches the JWKS host"))?;
+    let uri = obj
+        .string("uri")?
+        .ok_or_else(|| ConfigError::new(obj.path("uri"), "is required: the absolute JWKS URL"))?;
+    let (authority, path) = split_uri(uri).ok_or_else(|| {
+        ConfigError::new(
+            obj.path("uri"),
+            "must be an absolute http:// or https:// URL with a host and no user info, fragment or whitespace",
+        )
+    })?;
+    let seconds = |key: &str, min: u64, max: u64, default: u64| -> Result<u64, ConfigError> {
+        Ok(obj.u64(key, min, max)?.unwrap_or(default).saturating_mul(1_000))
+    };
+    Ok(RemoteJwks {
+        cluster: cluster.to_string(),
+        uri: uri.to_string(),
+        authority,
+        path,
+        timing: SourceTiming {
+            timeout_ms: seconds("timeout_seconds", 1, 60, 5)?,
+            refresh_ms: seconds("refresh_interval_seconds", 1, 7 * 86_400, 600)?,
+            max_stale_ms: seconds("max_stale_seconds", 1, 365 * 86_400, 86_400)?,
+        },
+    })
+}
+
+/// Splits an absolute http(s) URL into authority and path (with query).
+fn split_uri(uri: &str) -> Option<(String, String)> {
+    let rest = uri
+        .strip_prefix("https://")
+        .or_else(|| uri.strip_prefix("http://"))?;
+    if uri.bytes().any(|b| b <= b' ' || b == 0x7f) || uri.contains('#') {
+        return None;
+    }
+    let split = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(split);
+    if authority.is_empty() || authority.contains('@') {
+        return None;
+    }
+    let path = if path.is_empty() {
+        "/".to_string()
+    } else if path.starts_with('?') {
+        format!("/{path}")
+    } else {
+        path.to_string()
+    };
+    Some((authority.to_string(), path))
+}
+
+const RESERVED_HEADERS: [&str; 9] = [
+    "authorization",
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "te",
+    "upgrade",
+    "cookie",
+];
+
+fn compile_claims(path: &str, list: &[Value]) -> Result<Vec<ClaimHeader>, ConfigError> {
+    let mut out: Vec<ClaimHeader> = Vec::with_capacity(list.len());
+    for (i, item) in list.iter().enumerate() {
+        let obj = Obj::new(&format!("{path}[{i}]"), item)?;
+        obj.only(&["claim", "header"])?;
+        let claim = obj
+            .string("claim")?
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| ConfigError::new(obj.path("claim"), "is required: a top-level claim name"))?;
+        let header = obj
+            .string("header")?
+            .ok_or_else(|| ConfigError::new(obj.path("header"), "is required: a request header name"))?
+            .to_ascii_lowercase();
+        let valid = !header.is_empty()
+            && header.len() <= 128
+            && header
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !valid || RESERVED_HEADERS.contains(&header.as_str()) {
+            return Err(ConfigError::new(
+                obj.path("header"),
+                "must be a header name of letters, digits, `-_.`, and not a pseudo-header, authorization, host or a framing header",
+            ));
+        }
+        if out.iter().any(|c| c.header == header) {
+            return Err(ConfigError::new(obj.path("header"), format!("header `{header}` is set by two claims")));
+        }
+        out.push(ClaimHeader {
+            claim: claim.to_string(),
+            header,
+        });
+    }
+    Ok(out)
 }
 
 fn validate_realm(field: &str, realm: &str) -> Result<String, ConfigError> {
@@ -216,10 +684,66 @@ impl<'a> Obj<'a> {
         }
     }
 
+    fn object(&self, key: &str) -> Result<Option<Obj<'a>>, ConfigError> {
+        match self.map.get(key) {
+            None => Ok(None),
+            Some(v) => Obj::new(&self.path(key), v).map(Some),
+        }
+    }
+
+    fn array(&self, key: &str) -> Result<Option<&'a [Value]>, ConfigError> {
+        match self.map.get(key) {
+            None => Ok(None),
+            Some(Value::Array(items)) => Ok(Some(items.as_slice())),
+            Some(other) => Err(self.wrong_type(key, "an array", other)),
+        }
+    }
+
+    fn u64(&self, key: &str, min: u64, max: u64) -> Result<Option<u64>, ConfigError> {
+        match self.map.get(key) {
+            None => Ok(None),
+            Some(Value::Number(n)) => match n.as_u64() {
+                Some(v) if (min..=max).contains(&v) => Ok(Some(v)),
+                _ => Err(ConfigError::new(
+                    self.path(key),
+                    format!("must be a whole number from {min} to {max}, found {n}"),
+                )),
+            },
+            Some(other) => Err(self.wrong_type(key, "a whole number", other)),
+        }
+    }
+
+    /// A non-empty array of non-empty strings.
+    fn string_list(&self, key: &str) -> Result<Option<Vec<String>>, ConfigError> {
+        let Some(items) = self.array(key)? else {
+            return Ok(None);
+        };
+        if items.is_empty() {
+            return Err(ConfigError::new(self.path(key), "must hold at least one value when present"));
+        }
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| match v {
+                Value::String(s) if !s.is_empty() => Ok(s.clone()),
+                other => Err(ConfigError::new(
+                    format!("{}[{i}]", self.path(key)),
+                    format!("must be a non-empty string, found {}", kind(other)),
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
     /// A key field: plaintext, `sha256:<hex>`, or `env:NAME` naming a VM environment variable
-    /// that holds either of those.
-    fn key(&self, key: &str, env: EnvLookup<'_>) -> Result<Option<KeyDigest>, ConfigError> {
-        let Some(raw) = self.string(key)? else {
+    /// that holds either of those. `inherited` is the top-level value a service falls back to.
+    fn key(
+        &self,
+        key: &str,
+        inherited: Option<&str>,
+        env: EnvLookup<'_>,
+    ) -> Result<Option<KeyDigest>, ConfigError> {
+        let Some(raw) = self.string(key)?.or(inherited) else {
             return Ok(None);
         };
         let field = self.path(key);

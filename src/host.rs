@@ -1,107 +1,382 @@
 //! The proxy-wasm adapter: the only module touching the host ABI. Callbacks gather inputs, call
 //! the pure modules, and apply their decision.
 
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::rc::Rc;
+use std::time::{Duration, UNIX_EPOCH};
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType};
 
-use crate::config::{self, FilterConfig};
-use crate::policy::{self, Verdict};
-use crate::status::{self, Denial, LocalReply, ALL_DENIALS};
+use crate::config::{self, FilterConfig, ServicePolicy, TokenSettings};
+use crate::jwks::{self, KeySet};
+use crate::jwks_cache::{self, Freshness, Meta, SourceTiming, TickDecision};
+use crate::jwt::TokenError;
+use crate::keys::KeySlot;
+use crate::policy::{self, Keys, TokenInputs, Verdict};
+use crate::router::Router;
+use crate::status::{self, Denial};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { state: None }) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::new()) });
 }}
 
-/// Counter ids defined in this VM.
+/// Largest JWKS body accepted; a larger one counts as a failed fetch.
+const MAX_JWKS_BYTES: usize = 256 * 1024;
+/// Tick period of root contexts when a remote JWKS is configured.
+const TICK: Duration = Duration::from_millis(500);
+
+fn now_ms() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn log(level: LogLevel, message: &str) {
+    let _ = hostcalls::log(level, message);
+}
+
+fn random_u64() -> u64 {
+    let mut bytes = [0u8; 8];
+    let _ = getrandom::getrandom(&mut bytes);
+    u64::from_le_bytes(bytes)
+}
+
+/// A uniform value in [-1, 1] for jitter.
+fn random_jitter() -> f64 {
+    (random_u64() >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+}
+
+/// Stats of this VM, defined on first use and cached by name.
+#[derive(Default)]
 struct Metrics {
-    allowed: Option<u32>,
-    passed_through: Option<u32>,
-    denied: Option<u32>,
-    primary_key: Option<u32>,
-    secondary_key: Option<u32>,
-    denied_by_reason: Vec<(Denial, Option<u32>)>,
+    ids: RefCell<HashMap<String, u32>>,
 }
 
 impl Metrics {
-    fn define() -> Self {
-        let counter = |name: &str| hostcalls::define_metric(MetricType::Counter, name).ok();
-        Metrics {
-            allowed: counter("aml_auth.requests_allowed"),
-            passed_through: counter("aml_auth.requests_passed_through"),
-            denied: counter("aml_auth.requests_denied"),
-            primary_key: counter("aml_auth.key_used.primary"),
-            secondary_key: counter("aml_auth.key_used.secondary"),
-            denied_by_reason: ALL_DENIALS
-                .iter()
-                .map(|d| (*d, counter(&format!("aml_auth.denied.{}", d.code()))))
-                .collect(),
+    fn id(&self, kind: MetricType, name: &str) -> Option<u32> {
+        if let Some(id) = self.ids.borrow().get(name) {
+            return Some(*id);
         }
+        let id = hostcalls::define_metric(kind, name).ok()?;
+        self.ids.borrow_mut().insert(name.to_string(), id);
+        Some(id)
     }
 
-    fn bump(id: Option<u32>) {
-        if let Some(id) = id {
+    fn count(&self, name: &str) {
+        if let Some(id) = self.id(MetricType::Counter, name) {
             let _ = hostcalls::increment_metric(id, 1);
         }
     }
 
-    fn denied(&self, denial: Denial) {
-        Self::bump(self.denied);
-        Self::bump(
-            self.denied_by_reason
-                .iter()
-                .find(|(d, _)| *d == denial)
-                .and_then(|(_, id)| *id),
-        );
+    fn gauge(&self, name: &str, value: u64) {
+        if let Some(id) = self.id(MetricType::Gauge, name) {
+            let _ = hostcalls::record_metric(id, value);
+        }
+    }
+
+    /// Counts an outcome globally and, when services are configured, per service.
+    fn outcome(&self, service: Option<&str>, event: &str) {
+        self.count(&format!("aml_auth.{event}"));
+        if let Some(name) = service {
+            self.count(&format!("aml_auth.service.{name}.{event}"));
+        }
     }
 }
 
-/// Everything a request needs, built once per configuration.
+/// The token key set as this VM sees it.
+#[derive(Default)]
+struct KeyView {
+    /// Last record read from shared data.
+    meta: Meta,
+    /// Version of `merged`.
+    version: u64,
+    /// Remote keys plus local keys.
+    merged: Option<Rc<KeySet>>,
+    /// Local keys alone (used when the remote set is missing or stale).
+    local: Option<Rc<KeySet>>,
+}
+
+/// Everything requests need, built once per configuration.
 struct State {
     config: FilterConfig,
-    replies: Vec<(Denial, LocalReply)>,
+    router: Router,
     metrics: Metrics,
+    keys: RefCell<KeyView>,
+    timings: Vec<SourceTiming>,
+    early_refetch_wanted: Cell<bool>,
+    meta_key: String,
+    keys_key: String,
 }
 
 impl State {
-    fn reply(&self, denial: Denial) -> LocalReply {
-        self.replies
-            .iter()
-            .find(|(d, _)| *d == denial)
-            .map(|(_, r)| r.clone())
-            .unwrap_or_else(|| status::reply(denial, &self.config.realm))
+    fn new(config: FilterConfig) -> Self {
+        let router = Router::new(&config.services);
+        let (timings, fingerprint) = match &config.token {
+            Some(t) => (t.remote.iter().map(|r| r.timing).collect(), t.fingerprint.clone()),
+            None => (Vec::new(), String::new()),
+        };
+        let local = config
+            .token
+            .as_ref()
+            .and_then(|t| t.local_jwks.as_ref())
+            .and_then(|v| jwks::parse_jwks(&serde_json::to_vec(v).unwrap_or_default()).ok())
+            .map(|p| Rc::new(p.keys));
+        State {
+            router,
+            metrics: Metrics::default(),
+            keys: RefCell::new(KeyView {
+                local,
+                ..KeyView::default()
+            }),
+            timings,
+            early_refetch_wanted: Cell::new(false),
+            meta_key: format!("aml_auth.jwks.{fingerprint}.meta"),
+            keys_key: format!("aml_auth.jwks.{fingerprint}.keys"),
+            config,
+        }
     }
+
+    fn token_settings(&self) -> Option<&TokenSettings> {
+        self.config.token.as_ref()
+    }
+
+    fn has_remote(&self) -> bool {
+        !self.timings.is_empty()
+    }
+
+    /// The key set a request may use now.
+    fn with_keys<R>(&self, now_ms: u64, f: impl FnOnce(Keys<'_>) -> R) -> R {
+        let view = self.keys.borrow();
+        let freshness = if self.has_remote() {
+            jwks_cache::freshness(&view.meta, now_ms, &self.timings)
+        } else {
+            Freshness::Never
+        };
+        match (freshness, &view.merged, &view.local) {
+            (Freshness::Fresh, Some(merged), _) => f(Keys::Ready(merged)),
+            (_, _, Some(local)) => f(Keys::Ready(local)),
+            (Freshness::Stale, _, None) => f(Keys::Stale),
+            _ => f(Keys::NotYet),
+        }
+    }
+
+    /// Reads the shared record and, when a newer key set was stored, parses it.
+    fn sync_from_shared(&self) -> (Meta, Option<u32>) {
+        let (bytes, cas) = hostcalls::get_shared_data(&self.meta_key).unwrap_or((None, None));
+        let meta = bytes.as_deref().and_then(Meta::decode).unwrap_or_default();
+        let mut view = self.keys.borrow_mut();
+        view.meta = meta.clone();
+        if meta.version != 0 && meta.version != view.version {
+            if let Some(set) = self.load_keys(meta.version, view.local.is_some()) {
+                view.merged = Some(Rc::new(set));
+                view.version = meta.version;
+            }
+        }
+        (meta, cas)
+    }
+
+    fn load_keys(&self, version: u64, merge_local: bool) -> Option<KeySet> {
+        let (bytes, _) = hostcalls::get_shared_data(&self.keys_key).ok()?;
+        let bytes = bytes?;
+        let body = jwks_cache::decode_keys(&bytes, version)?;
+        let local = if merge_local {
+            self.token_settings().and_then(|t| t.local_jwks.as_ref())
+        } else {
+            None
+        };
+        let combined = merge_jwks(body, local)?;
+        jwks::parse_jwks(&combined).ok().map(|p| p.keys)
+    }
+
+    fn record_key_gauges(&self, now_ms: u64) {
+        let view = self.keys.borrow();
+        if view.meta.version == 0 {
+            return;
+        }
+        let age = now_ms.saturating_sub(view.meta.fetched_at_ms) / 1_000;
+        self.metrics.gauge("aml_auth.jwks.age_seconds", age);
+        self.metrics.gauge("aml_auth.jwks.version", view.meta.version);
+        let count = view.merged.as_ref().map_or(0, |k| k.len());
+        self.metrics
+            .gauge("aml_auth.jwks.keys", u64::try_from(count).unwrap_or(0));
+    }
+}
+
+/// Remote keys first, then local ones (a `kid` present in both resolves to the remote key).
+fn merge_jwks(remote: &[u8], local: Option<&serde_json::Value>) -> Option<Vec<u8>> {
+    let Some(local) = local else {
+        return Some(remote.to_vec());
+    };
+    let mut doc: serde_json::Value = serde_json::from_slice(remote).ok()?;
+    let extra = local.get("keys")?.as_array()?.clone();
+    doc.get_mut("keys")?.as_array_mut()?.extend(extra);
+    serde_json::to_vec(&doc).ok()
 }
 
 struct Root {
     state: Option<Rc<State>>,
+    me: u64,
+    in_flight: Option<(u32, usize)>,
 }
 
-impl Context for Root {}
+impl Root {
+    fn new() -> Self {
+        Root {
+            state: None,
+            me: random_u64() | 1,
+            in_flight: None,
+        }
+    }
+
+    fn start_fetch(&mut self, state: &State, source: usize, now: u64) {
+        let Some(remote) = state.token_settings().and_then(|t| t.remote.get(source)) else {
+            return;
+        };
+        let headers = vec![
+            (":method", "GET"),
+            (":path", remote.path.as_str()),
+            (":authority", remote.authority.as_str()),
+            ("accept", "application/json"),
+            ("user-agent", "aml-auth-filter"),
+        ];
+        let timeout = Duration::from_millis(remote.timing.timeout_ms);
+        match self.dispatch_http_call(&remote.cluster, headers, None, vec![], timeout) {
+            Ok(token) => self.in_flight = Some((token, source)),
+            Err(status) => {
+                log(
+                    LogLevel::Warn,
+                    &format!(
+                        "aml-auth-filter: JWKS fetch from source {source} (cluster {}) could not start: {status:?}",
+                        remote.cluster
+                    ),
+                );
+                self.finish_fetch(state, source, now, Err("dispatch_failed"));
+            }
+        }
+    }
+
+    /// Records a fetch outcome in shared data: the key set first, then the record.
+    fn finish_fetch(&self, state: &State, source: usize, now: u64, outcome: Result<Vec<u8>, &str>) {
+        let (meta, cas) = match hostcalls::get_shared_data(&state.meta_key) {
+            Ok((Some(bytes), cas)) => (Meta::decode(&bytes).unwrap_or_default(), cas),
+            _ => (Meta::default(), None),
+        };
+        if meta.lease_owner != self.me {
+            log(LogLevel::Warn, "aml-auth-filter: JWKS fetch finished after its lease lapsed; result discarded");
+            return;
+        }
+        let metrics = &state.metrics;
+        let next = match outcome {
+            Ok(body) => {
+                metrics.count("aml_auth.jwks.fetch_success");
+                metrics.count(&format!("aml_auth.jwks.source.{source}.fetch_success"));
+                let next = jwks_cache::succeeded(&meta, now, source, &state.timings, random_jitter());
+                let stored = jwks_cache::encode_keys(next.version, &body);
+                if hostcalls::set_shared_data(&state.keys_key, Some(&stored), None).is_err() {
+                    log(LogLevel::Error, "aml-auth-filter: could not store the JWKS in shared data");
+                    return;
+                }
+                next
+            }
+            Err(reason) => {
+                metrics.count("aml_auth.jwks.fetch_failure");
+                metrics.count(&format!("aml_auth.jwks.source.{source}.fetch_failure"));
+                metrics.count(&format!("aml_auth.jwks.fetch_failure.{reason}"));
+                log(
+                    LogLevel::Warn,
+                    &format!("aml-auth-filter: JWKS fetch from source {source} failed: {reason}; keeping the last good key set"),
+                );
+                jwks_cache::failed(&meta, now, source, &state.timings, random_jitter())
+            }
+        };
+        let _ = hostcalls::set_shared_data(&state.meta_key, Some(&next.encode()), cas);
+        state.sync_from_shared();
+    }
+}
+
+impl Context for Root {
+    fn on_http_call_response(&mut self, token_id: u32, _headers: usize, body_size: usize, _trailers: usize) {
+        let Some(state) = self.state.clone() else { return };
+        let Some((token, source)) = self.in_flight else { return };
+        if token != token_id {
+            return;
+        }
+        self.in_flight = None;
+        let now = now_ms();
+        let status = self.get_http_call_response_header(":status");
+        let outcome = match status.as_deref() {
+            None => Err("no_response"),
+            Some("200") if body_size > MAX_JWKS_BYTES => Err("too_large"),
+            Some("200") => {
+                let body = self.get_http_call_response_body(0, body_size).unwrap_or_default();
+                match jwks::parse_jwks(&body) {
+                    Ok(parsed) => {
+                        for dropped in &parsed.dropped {
+                            log(
+                                LogLevel::Info,
+                                &format!(
+                                    "aml-auth-filter: JWKS key {} (kid {:?}) dropped: {}",
+                                    dropped.index,
+                                    dropped.kid,
+                                    dropped.reason.as_str()
+                                ),
+                            );
+                        }
+                        Ok(body)
+                    }
+                    Err(e) => Err(e.as_str()),
+                }
+            }
+            Some(_) => Err("bad_status"),
+        };
+        self.finish_fetch(&state, source, now, outcome);
+    }
+}
 
 impl RootContext for Root {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
         let bytes = self.get_plugin_configuration().unwrap_or_default();
-        match config::parse(&bytes, &|name| std::env::var(name).ok()) {
-            Ok(config) => {
-                let replies = ALL_DENIALS
-                    .iter()
-                    .map(|d| (*d, status::reply(*d, &config.realm)))
-                    .collect();
-                self.state = Some(Rc::new(State {
-                    config,
-                    replies,
-                    metrics: Metrics::define(),
-                }));
-                true
-            }
+        let config = match config::parse(&bytes, &|name| std::env::var(name).ok()) {
+            Ok(config) => config,
             Err(e) => {
-                let _ = hostcalls::log(LogLevel::Critical, &format!("aml-auth-filter: {e}"));
+                log(LogLevel::Critical, &format!("aml-auth-filter: {e}"));
                 self.state = None;
-                false
+                return false;
+            }
+        };
+        let state = Rc::new(State::new(config));
+        if state.has_remote() {
+            if let Ok((None, _)) = hostcalls::get_shared_data(&state.meta_key) {
+                let _ = hostcalls::set_shared_data(&state.meta_key, Some(&Meta::default().encode()), None);
+            }
+            state.sync_from_shared();
+            self.set_tick_period(TICK);
+        }
+        self.in_flight = None;
+        self.state = Some(state);
+        true
+    }
+
+    fn on_tick(&mut self) {
+        let Some(state) = self.state.clone() else { return };
+        let now = now_ms();
+        let (meta, cas) = state.sync_from_shared();
+        state.record_key_gauges(now);
+        if self.in_flight.is_some() {
+            return;
+        }
+        let early = state.early_refetch_wanted.replace(false);
+        if let TickDecision::Fetch { source, meta: leased } =
+            jwks_cache::tick(&meta, now, self.me, early, &state.timings)
+        {
+            if hostcalls::set_shared_data(&state.meta_key, Some(&leased.encode()), cas).is_ok() {
+                state.keys.borrow_mut().meta = leased;
+                self.start_fetch(&state, source, now);
             }
         }
     }
@@ -123,55 +398,85 @@ struct Request {
 
 impl Context for Request {}
 
+impl Request {
+    fn deny(&self, state: &State, service: Option<&str>, denial: Denial) -> Action {
+        state.metrics.outcome(service, "requests_denied");
+        state
+            .metrics
+            .outcome(service, &format!("denied.{}", denial.code()));
+        if denial == Denial::Token(TokenError::UnknownKid) {
+            state.early_refetch_wanted.set(true);
+        }
+        let reply = status::reply(denial, &state.config.realm);
+        let headers: Vec<(&str, &str)> = reply.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        self.send_http_response(u32::from(reply.status), headers, Some(reply.body.as_bytes()));
+        Action::Pause
+    }
+}
+
 impl HttpContext for Request {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         let Some(state) = self.state.clone() else {
             self.send_http_response(
                 503,
                 vec![("content-type", "application/json")],
-                Some(br#"{"error":"unavailable","reason":"not_configured"}"#),
+                Some(br#"{"error":"temporarily_unavailable","reason":"not_configured"}"#),
             );
             return Action::Pause;
         };
         let headers = self.get_http_request_headers_bytes();
-        let verdict = policy::decide(
-            &state.config.policy,
-            headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())),
-        );
+        let policy: &ServicePolicy = if state.config.services.is_empty() {
+            &state.config.default_policy
+        } else {
+            let find = |name: &str| {
+                headers
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .and_then(|(_, v)| core::str::from_utf8(v).ok())
+                    .unwrap_or_default()
+            };
+            state
+                .router
+                .route(find(":authority"), find(":path"))
+                .and_then(|i| state.config.services.get(i))
+                .map_or(&state.config.default_policy, |s| &s.policy)
+        };
+        let service = (!state.config.services.is_empty()).then_some(policy.name.as_str());
+        let now = now_ms();
+        let verdict = state.with_keys(now, |keys| {
+            policy::decide(
+                policy,
+                headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())),
+                TokenInputs {
+                    now: i64::try_from(now / 1_000).unwrap_or(i64::MAX),
+                    keys,
+                },
+            )
+        });
         match verdict {
             Verdict::PassThrough => {
-                Metrics::bump(state.metrics.passed_through);
+                state.metrics.outcome(service, "requests_passed_through");
                 Action::Continue
             }
             Verdict::Allow(allowed) => {
                 if allowed.remove_authorization {
                     self.set_http_request_header("authorization", None);
                 }
-                Metrics::bump(state.metrics.allowed);
+                for name in &allowed.remove_headers {
+                    self.set_http_request_header(name, None);
+                }
+                for (name, value) in &allowed.set_headers {
+                    self.set_http_request_header(name, Some(value));
+                }
+                state.metrics.outcome(service, "requests_allowed");
                 match allowed.key {
-                    Some(crate::keys::KeySlot::Primary) => Metrics::bump(state.metrics.primary_key),
-                    Some(crate::keys::KeySlot::Secondary) => {
-                        Metrics::bump(state.metrics.secondary_key)
-                    }
-                    None => {}
+                    Some(KeySlot::Primary) => state.metrics.outcome(service, "key_used.primary"),
+                    Some(KeySlot::Secondary) => state.metrics.outcome(service, "key_used.secondary"),
+                    None => state.metrics.outcome(service, "token_accepted"),
                 }
                 Action::Continue
             }
-            Verdict::Deny(denial) => {
-                state.metrics.denied(denial);
-                let reply = state.reply(denial);
-                let headers: Vec<(&str, &str)> = reply
-                    .headers
-                    .iter()
-                    .map(|(n, v)| (*n, v.as_str()))
-                    .collect();
-                self.send_http_response(
-                    u32::from(reply.status),
-                    headers,
-                    Some(reply.body.as_bytes()),
-                );
-                Action::Pause
-            }
+            Verdict::Deny(denial) => self.deny(&state, service, denial),
         }
     }
 }

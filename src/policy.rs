@@ -1,7 +1,10 @@
-//! The decision for one request: pure, given the service policy and the request's headers.
+//! The decision for one request: pure, given the service policy, the request's headers, the
+//! time and the token key set.
 
-use crate::config::{AuthMode, ServicePolicy};
-use crate::credential;
+use crate::config::{AuthMode, ServicePolicy, TokenService};
+use crate::credential::{self, Credential};
+use crate::jwks::KeySet;
+use crate::jwt::{self, TokenError};
 use crate::keys::KeySlot;
 use crate::status::Denial;
 
@@ -17,35 +20,96 @@ pub enum Verdict {
 }
 
 /// A successful check and the header edits it implies.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Allowed {
     /// The key that matched, in key mode.
     pub key: Option<KeySlot>,
     /// Whether the Authorization header must be removed before forwarding.
     pub remove_authorization: bool,
+    /// Headers removed before forwarding (incoming copies of claim headers).
+    pub remove_headers: Vec<String>,
+    /// Headers set from verified claims.
+    pub set_headers: Vec<(String, String)>,
+    /// The verified token's expiry, in token mode.
+    pub token_exp: Option<i64>,
+}
+
+/// The token key set as the request sees it.
+#[derive(Clone, Copy, Debug)]
+pub enum Keys<'a> {
+    /// A usable key set.
+    Ready(&'a KeySet),
+    /// No key set was ever obtained.
+    NotYet,
+    /// The last key set is older than `max_stale_seconds`.
+    Stale,
+}
+
+/// Inputs of a token decision besides the headers.
+#[derive(Clone, Copy, Debug)]
+pub struct TokenInputs<'a> {
+    /// Now, in seconds since the Unix epoch, from the host.
+    pub now: i64,
+    /// The key set.
+    pub keys: Keys<'a>,
 }
 
 /// Judges a request under `policy`, reading only the headers given (names lowercase).
-pub fn decide<'a, I>(policy: &ServicePolicy, headers: I) -> Verdict
+pub fn decide<'a, I>(policy: &ServicePolicy, headers: I, token: TokenInputs<'_>) -> Verdict
 where
     I: IntoIterator<Item = (&'a str, &'a [u8])>,
 {
+    let credential = match &policy.mode {
+        AuthMode::PassThrough => return Verdict::PassThrough,
+        _ => match credential::extract(headers) {
+            Ok(c) => c,
+            Err(denial) => return Verdict::Deny(denial),
+        },
+    };
     match &policy.mode {
         AuthMode::PassThrough => Verdict::PassThrough,
-        AuthMode::Key(pair) => {
-            let credential = match credential::extract(headers) {
-                Ok(c) => c,
-                Err(denial) => return Verdict::Deny(denial),
-            };
-            match pair.check(credential.as_bytes()) {
-                Some(slot) => Verdict::Allow(Allowed {
-                    key: Some(slot),
-                    remove_authorization: !policy.forward_authorization,
-                }),
-                None => Verdict::Deny(Denial::InvalidKey),
+        AuthMode::Key(pair) => match pair.check(credential.as_bytes()) {
+            Some(slot) => Verdict::Allow(Allowed {
+                key: Some(slot),
+                remove_authorization: !policy.forward_authorization,
+                ..Allowed::default()
+            }),
+            None => Verdict::Deny(Denial::InvalidKey),
+        },
+        AuthMode::Token(service) => match judge_token(service, &credential, token) {
+            Ok(mut allowed) => {
+                allowed.remove_authorization = !policy.forward_authorization;
+                Verdict::Allow(allowed)
             }
+            Err(denial) => Verdict::Deny(denial),
+        },
+    }
+}
+
+fn judge_token(
+    service: &TokenService,
+    credential: &Credential<'_>,
+    inputs: TokenInputs<'_>,
+) -> Result<Allowed, Denial> {
+    let keys = match inputs.keys {
+        Keys::Ready(keys) => keys,
+        Keys::NotYet => return Err(Denial::KeysUnavailable),
+        Keys::Stale => return Err(Denial::KeysStale),
+    };
+    let token = core::str::from_utf8(credential.as_bytes())
+        .map_err(|_| Denial::Token(TokenError::Malformed))?;
+    let verified = jwt::verify(token, keys, &service.policy, inputs.now).map_err(Denial::Token)?;
+    let mut allowed = Allowed {
+        token_exp: verified.exp(),
+        ..Allowed::default()
+    };
+    for mapping in &service.claim_to_headers {
+        allowed.remove_headers.push(mapping.header.clone());
+        if let Some(value) = verified.claim_header_value(&mapping.claim) {
+            allowed.set_headers.push((mapping.header.clone(), value));
         }
     }
+    Ok(allowed)
 }
 
 #[cfg(test)]
@@ -54,11 +118,22 @@ mod tests {
     use crate::config;
 
     fn policy(json: &str) -> ServicePolicy {
-        config::parse(json.as_bytes(), &|_| None).unwrap().policy
+        config::parse(json.as_bytes(), &|_| None)
+            .unwrap()
+            .default_policy
     }
 
+    const NO_TOKEN: TokenInputs<'static> = TokenInputs {
+        now: 0,
+        keys: Keys::NotYet,
+    };
+
     fn run(policy: &ServicePolicy, headers: &[(&str, &str)]) -> Verdict {
-        decide(policy, headers.iter().map(|(n, v)| (*n, v.as_bytes())))
+        decide(
+            policy,
+            headers.iter().map(|(n, v)| (*n, v.as_bytes())),
+            NO_TOKEN,
+        )
     }
 
     #[test]
@@ -68,6 +143,7 @@ mod tests {
             Verdict::Allow(Allowed {
                 key: Some(slot),
                 remove_authorization: true,
+                ..Allowed::default()
             })
         };
         let cases: &[(&[(&str, &str)], Verdict)] = &[
@@ -117,7 +193,7 @@ mod tests {
             run(&p, &[("authorization", "Bearer pk")]),
             Verdict::Allow(Allowed {
                 key: Some(KeySlot::Primary),
-                remove_authorization: false
+                ..Allowed::default()
             })
         );
     }
@@ -130,5 +206,24 @@ mod tests {
             run(&p, &[("authorization", "Basic x")]),
             Verdict::PassThrough
         );
+    }
+
+    #[test]
+    fn token_mode_without_keys_is_503_but_missing_credential_is_still_401() {
+        let p = policy(
+            r#"{"auth_enabled":false,"token_auth_enabled":true,
+                "token":{"issuer":"https://iss","remote_jwks":{"cluster":"c","uri":"https://h/keys"}}}"#,
+        );
+        assert_eq!(run(&p, &[]), Verdict::Deny(Denial::MissingCredential));
+        assert_eq!(
+            run(&p, &[("authorization", "Bearer a.b.c")]),
+            Verdict::Deny(Denial::KeysUnavailable)
+        );
+        let stale = TokenInputs {
+            now: 0,
+            keys: Keys::Stale,
+        };
+        let headers: [(&str, &[u8]); 1] = [("authorization", b"Bearer a.b.c")];
+        assert_eq!(decide(&p, headers, stale), Verdict::Deny(Denial::KeysStale));
     }
 }

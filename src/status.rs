@@ -1,5 +1,7 @@
 //! Why a request is denied, and the one place where a denial becomes an HTTP response.
 
+use crate::jwt::TokenError;
+
 /// The precise reason a request is refused. Each reason has a stable code used in response
 /// bodies and stat names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,10 +20,16 @@ pub enum Denial {
     CredentialTooLong,
     /// The credential is neither the primary nor the secondary key.
     InvalidKey,
+    /// The token was refused (401; 403 when only its audience is not allowed).
+    Token(TokenError),
+    /// Token auth is on but no key set was ever obtained: the credential cannot be judged (503).
+    KeysUnavailable,
+    /// The last key set is older than `max_stale_seconds`: token requests fail closed (503).
+    KeysStale,
 }
 
-/// Every denial, for defining stats up front and for tests.
-pub const ALL_DENIALS: [Denial; 7] = [
+/// Every denial that does not concern a token's content, for tests.
+pub const KEY_DENIALS: [Denial; 7] = [
     Denial::MissingCredential,
     Denial::MultipleAuthorization,
     Denial::WrongScheme,
@@ -42,6 +50,9 @@ impl Denial {
             Denial::MalformedCredential => "malformed_credential",
             Denial::CredentialTooLong => "credential_too_long",
             Denial::InvalidKey => "invalid_key",
+            Denial::Token(e) => e.as_str(),
+            Denial::KeysUnavailable => "jwks_unavailable",
+            Denial::KeysStale => "jwks_stale",
         }
     }
 
@@ -57,18 +68,30 @@ impl Denial {
             }
             Denial::CredentialTooLong => "the Authorization header is longer than 8192 bytes",
             Denial::InvalidKey => "the credential is not a valid key for this service",
+            Denial::Token(e) => token_message(e),
+            Denial::KeysUnavailable => {
+                "the token signing keys are not available yet; retry shortly"
+            }
+            Denial::KeysStale => "the token signing keys are too old to be trusted; retry later",
         }
     }
 
-    /// The HTTP status for this denial.
+    /// The HTTP status for this denial: 401, 403 for a valid token whose audience is not
+    /// allowed, 503 when the credential could not be judged.
     pub fn http_status(self) -> u16 {
-        401
+        match self {
+            Denial::Token(e) if e.is_forbidden() => 403,
+            Denial::KeysUnavailable | Denial::KeysStale => 503,
+            _ => 401,
+        }
     }
 
-    /// The RFC 6750 `error` attribute, absent when the request carried no credential at all.
+    /// The RFC 6750 `error` attribute, absent when the request carried no credential at all
+    /// or when it could not be judged.
     fn bearer_error(self) -> Option<&'static str> {
         match self {
-            Denial::MissingCredential => None,
+            Denial::MissingCredential | Denial::KeysUnavailable | Denial::KeysStale => None,
+            Denial::Token(e) if e.is_forbidden() => Some("insufficient_scope"),
             _ => Some("invalid_token"),
         }
     }
@@ -85,9 +108,55 @@ pub struct LocalReply {
     pub body: String,
 }
 
+fn token_message(e: TokenError) -> &'static str {
+    match e {
+        TokenError::TooLong => "the token is longer than 8192 bytes",
+        TokenError::Malformed => "the token is not a compact JWS of three parts",
+        TokenError::BadBase64 => "a token part is not unpadded base64url",
+        TokenError::MalformedHeader => "the token header is not a valid JSON object",
+        TokenError::MalformedPayload => "the token payload is not a valid JSON object",
+        TokenError::DuplicateMember => "the token repeats a member name",
+        TokenError::UnsupportedAlgorithm => "the token algorithm is not accepted",
+        TokenError::CriticalHeader => "the token has critical header extensions",
+        TokenError::NestedToken => "nested tokens are not accepted",
+        TokenError::InvalidKid => "the token kid is invalid",
+        TokenError::UnknownKid => "no signing key has the token's kid",
+        TokenError::KeyAlgorithmMismatch => "the signing key does not admit the token algorithm",
+        TokenError::KidRequired => "the token needs a kid",
+        TokenError::IssuerMismatch => "the token issuer is not accepted",
+        TokenError::InvalidTimeClaim => "a token time claim is invalid",
+        TokenError::MissingExpiration => "the token has no expiry",
+        TokenError::Expired => "the token has expired",
+        TokenError::NotYetValid => "the token is not valid yet",
+        TokenError::IssuedInFuture => "the token is issued in the future",
+        TokenError::LifetimeTooLong => "the token lives longer than allowed",
+        TokenError::InvalidAudience => "the token audience is invalid",
+        TokenError::AudienceNotAllowed => "the token audience is not allowed for this service",
+        TokenError::InvalidSignature => "the token signature is invalid",
+    }
+}
+
+/// Seconds a client is asked to wait when keys are unavailable.
+pub const RETRY_AFTER_SECONDS: &str = "5";
+
 /// Builds the reply for a denial. `realm` is the configured realm, already validated to be a
 /// quoted-string-safe value.
 pub fn reply(denial: Denial, realm: &str) -> LocalReply {
+    if denial.http_status() == 503 {
+        return LocalReply {
+            status: 503,
+            headers: vec![
+                ("retry-after", RETRY_AFTER_SECONDS.to_string()),
+                ("content-type", "application/json".to_string()),
+                ("cache-control", "no-store".to_string()),
+            ],
+            body: format!(
+                "{{\"error\":\"temporarily_unavailable\",\"reason\":\"{}\",\"message\":\"{}\"}}",
+                denial.code(),
+                denial.message()
+            ),
+        };
+    }
     let challenge = match denial.bearer_error() {
         None => format!("Bearer realm=\"{realm}\""),
         Some(error) => format!(
@@ -118,13 +187,13 @@ mod tests {
 
     #[test]
     fn codes_are_unique_and_snake_case() {
-        let mut codes: Vec<&str> = ALL_DENIALS.iter().map(|d| d.code()).collect();
+        let mut codes: Vec<&str> = KEY_DENIALS.iter().map(|d| d.code()).collect();
         assert!(codes
             .iter()
             .all(|c| c.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')));
         codes.sort_unstable();
         codes.dedup();
-        assert_eq!(codes.len(), ALL_DENIALS.len());
+        assert_eq!(codes.len(), KEY_DENIALS.len());
     }
 
     #[test]
@@ -141,7 +210,7 @@ mod tests {
 
     #[test]
     fn every_other_denial_is_invalid_token_with_json_body() {
-        for denial in ALL_DENIALS
+        for denial in KEY_DENIALS
             .into_iter()
             .filter(|d| *d != Denial::MissingCredential)
         {
@@ -152,6 +221,31 @@ mod tests {
                 .starts_with("Bearer realm=\"svc\", error=\"invalid_token\""));
             let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
             assert_eq!(body["error"], "invalid_token");
+            assert_eq!(body["reason"], denial.code());
+        }
+    }
+
+    #[test]
+    fn token_denials_map_to_401_403_and_503() {
+        let r = reply(Denial::Token(TokenError::Expired), "aml");
+        assert_eq!(r.status, 401);
+        assert!(r.headers[0].1.contains("error=\"invalid_token\""));
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&r.body).unwrap()["reason"],
+            "token_expired"
+        );
+        let r = reply(Denial::Token(TokenError::AudienceNotAllowed), "aml");
+        assert_eq!(r.status, 403);
+        assert!(r.headers[0].1.contains("error=\"insufficient_scope\""));
+        for denial in [Denial::KeysUnavailable, Denial::KeysStale] {
+            let r = reply(denial, "aml");
+            assert_eq!(r.status, 503);
+            assert_eq!(
+                r.headers[0],
+                ("retry-after", RETRY_AFTER_SECONDS.to_string())
+            );
+            assert!(r.headers.iter().all(|(n, _)| *n != "www-authenticate"));
+            let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
             assert_eq!(body["reason"], denial.code());
         }
     }

@@ -86,6 +86,7 @@ pub fn scratch_dir(label: &str) -> PathBuf {
 /// A request as a server received it.
 #[derive(Clone, Debug)]
 pub struct Received {
+    pub at: Instant,
     pub method: String,
     pub path: String,
     pub headers: Vec<(String, String)>,
@@ -361,6 +362,7 @@ fn read_request<R: BufRead>(reader: &mut R) -> Option<Received> {
     let path = parts.next()?.to_string();
     let body = read_body(reader, &headers, false)?;
     Some(Received {
+        at: Instant::now(),
         method,
         path,
         headers,
@@ -746,4 +748,68 @@ impl Drop for Envoy {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tokens
+
+/// Issuer used by token tests.
+pub const ISSUER: &str = "https://login.microsoftonline.com/tenant-0000/v2.0";
+/// Audience used by token tests.
+pub const AUDIENCE: &str = "https://ml.azure.com";
+
+/// A signing key from `tests/data/`.
+pub fn signing_key(name: &str) -> aml_auth_filter::signing::SigningKey {
+    let path = repo_root().join("tests/data").join(name);
+    aml_auth_filter::signing::SigningKey::from_pem(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Claims of a good token: the test issuer and audience, valid for ten minutes.
+pub fn good_claims() -> Value {
+    let now = unix_now();
+    json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "user-1", "iat": now, "nbf": now, "exp": now + 600})
+}
+
+/// A JWKS server answering with `jwks` (swappable through `set_handler`).
+pub fn jwks_server(jwks: &Value) -> Server {
+    let body = jwks.to_string();
+    Server::start(move |_| Reply::new(200, body.clone()).header("content-type", "application/json"))
+}
+
+/// A remote JWKS source entry for the cluster `cluster`.
+pub fn remote_source(cluster: &str, refresh: u64, max_stale: u64) -> Value {
+    json!({
+        "cluster": cluster,
+        "uri": format!("http://{cluster}.test/discovery/v2.0/keys"),
+        "timeout_seconds": 2,
+        "refresh_interval_seconds": refresh,
+        "max_stale_seconds": max_stale
+    })
+}
+
+/// Token-mode configuration with these JWKS sources.
+pub fn token_config(remote: Value) -> Value {
+    json!({
+        "auth_enabled": false,
+        "token_auth_enabled": true,
+        "token": {"issuer": ISSUER, "audiences": [AUDIENCE], "remote_jwks": remote}
+    })
+}
+
+/// The filter in front of `upstream`, with extra clusters (JWKS servers).
+pub fn filter_with_clusters(plugin_config: &Value, upstream: &Server, jwks: &[(&str, &Server)]) -> Value {
+    let mut clusters = vec![cluster("upstream", upstream.addr)];
+    clusters.extend(jwks.iter().map(|(name, server)| cluster(name, server.addr)));
+    bootstrap(
+        vec![listener("main", vec![wasm_filter(plugin_config)], vec![route_to("upstream")])],
+        clusters,
+    )
 }
