@@ -276,9 +276,15 @@ fn compile_services(
             ));
         }
         let prefix = obj.string("path_prefix")?.ok_or_else(|| {
-            ConfigError::new(obj.path("path_prefix"), format!("service `{name}` needs a path_prefix"))
+            ConfigError::new(
+                obj.path("path_prefix"),
+                format!("service `{name}` needs a path_prefix"),
+            )
         })?;
-        if !prefix.starts_with('/') || prefix.contains(['?', '#']) || prefix.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        if !prefix.starts_with('/')
+            || prefix.contains(['?', '#'])
+            || prefix.bytes().any(|b| b <= b' ' || b == 0x7f)
+        {
             return Err(ConfigError::new(
                 obj.path("path_prefix"),
                 "must start with `/` and hold no query, fragment, space or control character",
@@ -323,18 +329,29 @@ fn compile_hosts(path: &str, list: &[Value]) -> Result<Vec<String>, ConfigError>
     for (i, v) in list.iter().enumerate() {
         let field = format!("{path}[{i}]");
         let Value::String(h) = v else {
-            return Err(ConfigError::new(field, format!("must be a string, found {}", kind(v))));
+            return Err(ConfigError::new(
+                field,
+                format!("must be a string, found {}", kind(v)),
+            ));
         };
         let ok = !h.is_empty()
             && h.len() <= 255
-            && h.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':' | b'[' | b']'));
+            && h.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':' | b'[' | b']')
+            });
         if !ok {
-            return Err(ConfigError::new(field, "must be a host name, optionally with :port"));
+            return Err(ConfigError::new(
+                field,
+                "must be a host name, optionally with :port",
+            ));
         }
         hosts.push(h.to_ascii_lowercase());
     }
     if hosts.is_empty() {
-        return Err(ConfigError::new(path, "must name at least one host when present"));
+        return Err(ConfigError::new(
+            path,
+            "must name at least one host when present",
+        ));
     }
     Ok(hosts)
 }
@@ -351,7 +368,10 @@ fn compile_policy(
     } else {
         format!("service `{name}`: ")
     };
-    let auth_enabled = obj.bool("auth_enabled")?.or(defaults.auth_enabled).unwrap_or(true);
+    let auth_enabled = obj
+        .bool("auth_enabled")?
+        .or(defaults.auth_enabled)
+        .unwrap_or(true);
     let token_auth_enabled = obj
         .bool("token_auth_enabled")?
         .or(defaults.token_auth_enabled)
@@ -393,7 +413,9 @@ fn compile_policy(
         }
         AuthMode::Token(TokenService {
             policy,
-            claim_to_headers: claims.or_else(|| workspace.claims.clone()).unwrap_or_default(),
+            claim_to_headers: claims
+                .or_else(|| workspace.claims.clone())
+                .unwrap_or_default(),
         })
     } else {
         AuthMode::PassThrough
@@ -405,7 +427,9 @@ fn compile_policy(
     })
 }
 
-fn compile_token(t: &Obj<'_>) -> Result<(TokenSettings, TokenPolicy, Vec<ClaimHeader>), ConfigError> {
+fn compile_token(
+    t: &Obj<'_>,
+) -> Result<(TokenSettings, TokenPolicy, Vec<ClaimHeader>), ConfigError> {
     t.only(&[
         "issuer",
         "audiences",
@@ -419,7 +443,12 @@ fn compile_token(t: &Obj<'_>) -> Result<(TokenSettings, TokenPolicy, Vec<ClaimHe
     let issuer = t
         .string("issuer")?
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| ConfigError::new(t.path("issuer"), "is required: the exact `iss` of the workspace's tokens"))?;
+        .ok_or_else(|| {
+            ConfigError::new(
+                t.path("issuer"),
+                "is required: the exact `iss` of the workspace's tokens",
+            )
+        })?;
     let audiences = t.string_list("audiences")?;
     let policy = TokenPolicy {
         issuer: issuer.to_string(),
@@ -433,11 +462,17 @@ fn compile_token(t: &Obj<'_>) -> Result<(TokenSettings, TokenPolicy, Vec<ClaimHe
         Some(v) => {
             let field = t.path("local_jwks");
             if !v.is_object() {
-                return Err(ConfigError::new(field, format!("must be a JWKS object, found {}", kind(v))));
+                return Err(ConfigError::new(
+                    field,
+                    format!("must be a JWKS object, found {}", kind(v)),
+                ));
             }
             let bytes = serde_json::to_vec(v).unwrap_or_default();
             if let Err(e) = parse_jwks(&bytes) {
-                return Err(ConfigError::new(field, format!("is not a usable JWKS: {}", describe_jwks_error(&e))));
+                return Err(ConfigError::new(
+                    field,
+                    format!("is not a usable JWKS: {}", describe_jwks_error(&e)),
+                ));
             }
             Some(v.clone())
         }
@@ -446,16 +481,24 @@ fn compile_token(t: &Obj<'_>) -> Result<(TokenSettings, TokenPolicy, Vec<ClaimHe
         None => Vec::new(),
         Some(Value::Array(items)) => {
             if items.is_empty() {
-                return Err(ConfigError::new(t.path("remote_jwks"), "must hold at least one source"));
+                return Err(ConfigError::new(
+                    t.path("remote_jwks"),
+                    "must hold at least one source",
+                ));
             }
             let mut out = Vec::with_capacity(items.len());
             for (i, item) in items.iter().enumerate() {
-                out.push(compile_remote(&Obj::new(&format!("{}[{i}]", t.path("remote_jwks")), item)?)?);
+                out.push(compile_remote(&Obj::new(
+                    &format!("{}[{i}]", t.path("remote_jwks")),
+                    item,
+                )?)?);
             }
             out
         }
         Some(v @ Value::Object(_)) => vec![compile_remote(&Obj::new(&t.path("remote_jwks"), v)?)?],
-        Some(other) => return Err(t.wrong_type("remote_jwks", "an object or an array of objects", other)),
+        Some(other) => {
+            return Err(t.wrong_type("remote_jwks", "an object or an array of objects", other))
+        }
     };
     if local_jwks.is_none() && remote.is_empty() {
         return Err(ConfigError::new(
@@ -512,7 +555,12 @@ fn compile_remote(obj: &Obj<'_>) -> Result<RemoteJwks, ConfigError> {
     let cluster = obj
         .string("cluster")?
         .filter(|c| !c.is_empty())
-        .ok_or_else(|| ConfigError::new(obj.path("cluster"), "is required: the Envoy cluster that reaches the JWKS host"))?;
+        .ok_or_else(|| {
+            ConfigError::new(
+                obj.path("cluster"),
+                "is required: the Envoy cluster that reaches the JWKS host",
+            )
+        })?;
     let uri = obj
         .string("uri")?
         .ok_or_else(|| ConfigError::new(obj.path("uri"), "is required: the absolute JWKS URL"))?;
@@ -523,7 +571,10 @@ fn compile_remote(obj: &Obj<'_>) -> Result<RemoteJwks, ConfigError> {
         )
     })?;
     let seconds = |key: &str, min: u64, max: u64, default: u64| -> Result<u64, ConfigError> {
-        Ok(obj.u64(key, min, max)?.unwrap_or(default).saturating_mul(1_000))
+        Ok(obj
+            .u64(key, min, max)?
+            .unwrap_or(default)
+            .saturating_mul(1_000))
     };
     Ok(RemoteJwks {
         cluster: cluster.to_string(),
@@ -581,10 +632,14 @@ fn compile_claims(path: &str, list: &[Value]) -> Result<Vec<ClaimHeader>, Config
         let claim = obj
             .string("claim")?
             .filter(|c| !c.is_empty())
-            .ok_or_else(|| ConfigError::new(obj.path("claim"), "is required: a top-level claim name"))?;
+            .ok_or_else(|| {
+                ConfigError::new(obj.path("claim"), "is required: a top-level claim name")
+            })?;
         let header = obj
             .string("header")?
-            .ok_or_else(|| ConfigError::new(obj.path("header"), "is required: a request header name"))?
+            .ok_or_else(|| {
+                ConfigError::new(obj.path("header"), "is required: a request header name")
+            })?
             .to_ascii_lowercase();
         let valid = !header.is_empty()
             && header.len() <= 128
@@ -598,7 +653,10 @@ fn compile_claims(path: &str, list: &[Value]) -> Result<Vec<ClaimHeader>, Config
             ));
         }
         if out.iter().any(|c| c.header == header) {
-            return Err(ConfigError::new(obj.path("header"), format!("header `{header}` is set by two claims")));
+            return Err(ConfigError::new(
+                obj.path("header"),
+                format!("header `{header}` is set by two claims"),
+            ));
         }
         out.push(ClaimHeader {
             claim: claim.to_string(),
@@ -702,7 +760,7 @@ impl<'a> Obj<'a> {
     fn u64(&self, key: &str, min: u64, max: u64) -> Result<Option<u64>, ConfigError> {
         match self.map.get(key) {
             None => Ok(None),
-            Some(Value::Number(n)) => match n.as_u64() {
+            Some(Value::Number(n)) => match whole_number(n) {
                 Some(v) if (min..=max).contains(&v) => Ok(Some(v)),
                 _ => Err(ConfigError::new(
                     self.path(key),
@@ -719,7 +777,10 @@ impl<'a> Obj<'a> {
             return Ok(None);
         };
         if items.is_empty() {
-            return Err(ConfigError::new(self.path(key), "must hold at least one value when present"));
+            return Err(ConfigError::new(
+                self.path(key),
+                "must hold at least one value when present",
+            ));
         }
         items
             .iter()
@@ -778,6 +839,16 @@ impl<'a> Obj<'a> {
     }
 }
 
+/// A non-negative whole number; `5.0` counts as 5 because Istio hands `pluginConfig` over as a
+/// protobuf Struct, where every number is a double.
+fn whole_number(n: &serde_json::Number) -> Option<u64> {
+    if let Some(v) = n.as_u64() {
+        return Some(v);
+    }
+    let f = n.as_f64()?;
+    (f.fract() == 0.0 && (0.0..=9.0e15).contains(&f)).then_some(f as u64)
+}
+
 fn kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
@@ -805,8 +876,8 @@ mod tests {
     fn key_mode_defaults() {
         let cfg = parse_str(r#"{"primary_key":"p-key","secondary_key":"s-key"}"#).unwrap();
         assert_eq!(cfg.realm, DEFAULT_REALM);
-        assert!(!cfg.policy.forward_authorization);
-        let AuthMode::Key(pair) = &cfg.policy.mode else {
+        assert!(!cfg.default_policy.forward_authorization);
+        let AuthMode::Key(pair) = &cfg.default_policy.mode else {
             panic!("expected key mode")
         };
         assert!(pair.check(b"p-key").is_some());
@@ -819,7 +890,7 @@ mod tests {
         let env = |name: &str| (name == "AML_PRIMARY").then(|| "from-env".to_string());
         let json = format!(r#"{{"primary_key":"env:AML_PRIMARY","secondary_key":"{digest}"}}"#);
         let cfg = parse(json.as_bytes(), &env).unwrap();
-        let AuthMode::Key(pair) = &cfg.policy.mode else {
+        let AuthMode::Key(pair) = &cfg.default_policy.mode else {
             panic!("expected key mode")
         };
         assert!(pair.check(b"from-env").is_some());
@@ -830,7 +901,7 @@ mod tests {
     #[test]
     fn pass_through_when_both_modes_off() {
         let cfg = parse_str(r#"{"auth_enabled":false}"#).unwrap();
-        assert_eq!(cfg.policy.mode, AuthMode::PassThrough);
+        assert_eq!(cfg.default_policy.mode, AuthMode::PassThrough);
     }
 
     #[test]
@@ -880,7 +951,7 @@ mod tests {
             (
                 r#"{"auth_enabled":false,"token_auth_enabled":true}"#,
                 "token_auth_enabled",
-                "needs the `token` settings",
+                "needs the top-level `token` settings",
             ),
             (
                 r#"{"primary_key":"k","realm":"a\"b"}"#,
