@@ -117,7 +117,10 @@ impl State {
     fn new(config: FilterConfig) -> Self {
         let router = Router::new(&config.services);
         let (timings, fingerprint) = match &config.token {
-            Some(t) => (t.remote.iter().map(|r| r.timing).collect(), t.fingerprint.clone()),
+            Some(t) => (
+                t.remote.iter().map(|r| r.timing).collect(),
+                t.fingerprint.clone(),
+            ),
             None => (Vec::new(), String::new()),
         };
         let local = config
@@ -149,8 +152,18 @@ impl State {
         !self.timings.is_empty()
     }
 
-    /// The key set a request may use now.
+    fn remote_usable(&self, now_ms: u64) -> bool {
+        let view = self.keys.borrow();
+        view.merged.is_some()
+            && jwks_cache::freshness(&view.meta, now_ms, &self.timings) == Freshness::Fresh
+    }
+
+    /// The key set a request may use now. Without a fresh set of its own, the VM first looks in
+    /// shared data, so a set fetched by another worker is used at once rather than at the next tick.
     fn with_keys<R>(&self, now_ms: u64, f: impl FnOnce(Keys<'_>) -> R) -> R {
+        if self.has_remote() && !self.remote_usable(now_ms) {
+            self.sync_from_shared();
+        }
         let view = self.keys.borrow();
         let freshness = if self.has_remote() {
             jwks_cache::freshness(&view.meta, now_ms, &self.timings)
@@ -200,7 +213,8 @@ impl State {
         }
         let age = now_ms.saturating_sub(view.meta.fetched_at_ms) / 1_000;
         self.metrics.gauge("aml_auth.jwks.age_seconds", age);
-        self.metrics.gauge("aml_auth.jwks.version", view.meta.version);
+        self.metrics
+            .gauge("aml_auth.jwks.version", view.meta.version);
         let count = view.merged.as_ref().map_or(0, |k| k.len());
         self.metrics
             .gauge("aml_auth.jwks.keys", u64::try_from(count).unwrap_or(0));
@@ -267,7 +281,10 @@ impl Root {
             _ => (Meta::default(), None),
         };
         if meta.lease_owner != self.me {
-            log(LogLevel::Warn, "aml-auth-filter: JWKS fetch finished after its lease lapsed; result discarded");
+            log(
+                LogLevel::Warn,
+                "aml-auth-filter: JWKS fetch finished after its lease lapsed; result discarded",
+            );
             return;
         }
         let metrics = &state.metrics;
@@ -275,10 +292,14 @@ impl Root {
             Ok(body) => {
                 metrics.count("aml_auth.jwks.fetch_success");
                 metrics.count(&format!("aml_auth.jwks.source.{source}.fetch_success"));
-                let next = jwks_cache::succeeded(&meta, now, source, &state.timings, random_jitter());
+                let next =
+                    jwks_cache::succeeded(&meta, now, source, &state.timings, random_jitter());
                 let stored = jwks_cache::encode_keys(next.version, &body);
                 if hostcalls::set_shared_data(&state.keys_key, Some(&stored), None).is_err() {
-                    log(LogLevel::Error, "aml-auth-filter: could not store the JWKS in shared data");
+                    log(
+                        LogLevel::Error,
+                        "aml-auth-filter: could not store the JWKS in shared data",
+                    );
                     return;
                 }
                 next
@@ -300,9 +321,19 @@ impl Root {
 }
 
 impl Context for Root {
-    fn on_http_call_response(&mut self, token_id: u32, _headers: usize, body_size: usize, _trailers: usize) {
-        let Some(state) = self.state.clone() else { return };
-        let Some((token, source)) = self.in_flight else { return };
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        _headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
+        let Some(state) = self.state.clone() else {
+            return;
+        };
+        let Some((token, source)) = self.in_flight else {
+            return;
+        };
         if token != token_id {
             return;
         }
@@ -313,7 +344,9 @@ impl Context for Root {
             None => Err("no_response"),
             Some("200") if body_size > MAX_JWKS_BYTES => Err("too_large"),
             Some("200") => {
-                let body = self.get_http_call_response_body(0, body_size).unwrap_or_default();
+                let body = self
+                    .get_http_call_response_body(0, body_size)
+                    .unwrap_or_default();
                 match jwks::parse_jwks(&body) {
                     Ok(parsed) => {
                         for dropped in &parsed.dropped {
@@ -352,7 +385,11 @@ impl RootContext for Root {
         let state = Rc::new(State::new(config));
         if state.has_remote() {
             if let Ok((None, _)) = hostcalls::get_shared_data(&state.meta_key) {
-                let _ = hostcalls::set_shared_data(&state.meta_key, Some(&Meta::default().encode()), None);
+                let _ = hostcalls::set_shared_data(
+                    &state.meta_key,
+                    Some(&Meta::default().encode()),
+                    None,
+                );
             }
             state.sync_from_shared();
             self.set_tick_period(TICK);
@@ -363,7 +400,9 @@ impl RootContext for Root {
     }
 
     fn on_tick(&mut self) {
-        let Some(state) = self.state.clone() else { return };
+        let Some(state) = self.state.clone() else {
+            return;
+        };
         let now = now_ms();
         let (meta, cas) = state.sync_from_shared();
         state.record_key_gauges(now);
@@ -371,8 +410,10 @@ impl RootContext for Root {
             return;
         }
         let early = state.early_refetch_wanted.replace(false);
-        if let TickDecision::Fetch { source, meta: leased } =
-            jwks_cache::tick(&meta, now, self.me, early, &state.timings)
+        if let TickDecision::Fetch {
+            source,
+            meta: leased,
+        } = jwks_cache::tick(&meta, now, self.me, early, &state.timings)
         {
             if hostcalls::set_shared_data(&state.meta_key, Some(&leased.encode()), cas).is_ok() {
                 state.keys.borrow_mut().meta = leased;
@@ -408,8 +449,16 @@ impl Request {
             state.early_refetch_wanted.set(true);
         }
         let reply = status::reply(denial, &state.config.realm);
-        let headers: Vec<(&str, &str)> = reply.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-        self.send_http_response(u32::from(reply.status), headers, Some(reply.body.as_bytes()));
+        let headers: Vec<(&str, &str)> = reply
+            .headers
+            .iter()
+            .map(|(n, v)| (*n, v.as_str()))
+            .collect();
+        self.send_http_response(
+            u32::from(reply.status),
+            headers,
+            Some(reply.body.as_bytes()),
+        );
         Action::Pause
     }
 }
@@ -471,7 +520,9 @@ impl HttpContext for Request {
                 state.metrics.outcome(service, "requests_allowed");
                 match allowed.key {
                     Some(KeySlot::Primary) => state.metrics.outcome(service, "key_used.primary"),
-                    Some(KeySlot::Secondary) => state.metrics.outcome(service, "key_used.secondary"),
+                    Some(KeySlot::Secondary) => {
+                        state.metrics.outcome(service, "key_used.secondary")
+                    }
                     None => state.metrics.outcome(service, "token_accepted"),
                 }
                 Action::Continue
