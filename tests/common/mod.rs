@@ -805,11 +805,19 @@ pub fn token_config(remote: Value) -> Value {
 }
 
 /// The filter in front of `upstream`, with extra clusters (JWKS servers).
-pub fn filter_with_clusters(plugin_config: &Value, upstream: &Server, jwks: &[(&str, &Server)]) -> Value {
+pub fn filter_with_clusters(
+    plugin_config: &Value,
+    upstream: &Server,
+    jwks: &[(&str, &Server)],
+) -> Value {
     let mut clusters = vec![cluster("upstream", upstream.addr)];
     clusters.extend(jwks.iter().map(|(name, server)| cluster(name, server.addr)));
     bootstrap(
-        vec![listener("main", vec![wasm_filter(plugin_config)], vec![route_to("upstream")])],
+        vec![listener(
+            "main",
+            vec![wasm_filter(plugin_config)],
+            vec![route_to("upstream")],
+        )],
         clusters,
     )
 }

@@ -1,0 +1,564 @@
+//! Token auth end to end: JWTs verified in a real Envoy against a JWKS the filter fetches from a
+//! server the test controls (rotation, outages, fallback, bad bodies, several workers).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use aml_auth_filter::signing::{jwks, SigningKey};
+use common::*;
+use serde_json::{json, Value};
+
+fn rsa_a() -> SigningKey {
+    signing_key("rsa-a.pem")
+}
+
+fn standard_jwks() -> Value {
+    jwks(vec![
+        rsa_a().public_jwk("rsa-a", None),
+        signing_key("p256-a.pem").public_jwk("p256-a", Some("ES256")),
+        signing_key("ed25519-a.pem").public_jwk("ed-a", Some("EdDSA")),
+    ])
+}
+
+fn assert_status(resp: &Response, status: u16, reason: Option<&str>) {
+    assert_eq!(resp.status, status, "{}", resp.text());
+    if let Some(reason) = reason {
+        assert_eq!(resp.json()["reason"], reason, "{}", resp.text());
+    }
+}
+
+/// Waits until the filter holds a key set (first fetch done).
+fn wait_for_keys(envoy: &Envoy) {
+    assert!(
+        envoy.wait_stat_at_least("aml_auth.jwks.fetch_success", 1),
+        "no JWKS fetch succeeded:\n{}",
+        envoy.log_tail(30)
+    );
+}
+
+#[test]
+fn every_algorithm_is_accepted_through_the_fetched_jwks() {
+    let upstream = Server::upstream();
+    let server = jwks_server(&standard_jwks());
+    let envoy = Envoy::start(&filter_with_clusters(
+        &token_config(remote_source("jwks", 600, 86_400)),
+        &upstream,
+        &[("jwks", &server)],
+    ));
+    wait_for_keys(&envoy);
+    let cases = [
+        ("rsa-a.pem", "rsa-a", "RS256"),
+        ("rsa-a.pem", "rsa-a", "RS384"),
+        ("rsa-a.pem", "rsa-a", "RS512"),
+        ("rsa-a.pem", "rsa-a", "PS256"),
+        ("rsa-a.pem", "rsa-a", "PS384"),
+        ("rsa-a.pem", "rsa-a", "PS512"),
+        ("p256-a.pem", "p256-a", "ES256"),
+        ("ed25519-a.pem", "ed-a", "EdDSA"),
+    ];
+    for (file, kid, alg) in cases {
+        let token = signing_key(file)
+            .sign(alg, Some(kid), &good_claims())
+            .unwrap();
+        let resp = get_bearer(envoy.main(), "/score", &token);
+        assert_status(&resp, 200, None);
+        let got = upstream.received();
+        assert!(
+            got.last().unwrap().header("authorization").is_none(),
+            "{alg}: token forwarded"
+        );
+    }
+    assert_eq!(upstream.count(), cases.len());
+    assert_eq!(server.count(), 1, "one fetch, not one per request");
+    assert_eq!(envoy.stat("aml_auth.token_accepted"), cases.len() as i64);
+}
+
+#[test]
+fn every_check_is_refused_with_its_reason() {
+    let upstream = Server::upstream();
+    let server = jwks_server(&standard_jwks());
+    let mut config = token_config(remote_source("jwks", 600, 86_400));
+    config["token"]["max_lifetime_seconds"] = json!(3600);
+    let envoy = Envoy::start(&filter_with_clusters(
+        &config,
+        &upstream,
+        &[("jwks", &server)],
+    ));
+    wait_for_keys(&envoy);
+    let key = rsa_a();
+    let now = unix_now();
+    let with = |patch: Value| {
+        let mut claims = good_claims();
+        for (k, v) in patch.as_object().unwrap() {
+            if v.is_null() {
+                claims.as_object_mut().unwrap().remove(k);
+            } else {
+                claims[k] = v.clone();
+            }
+        }
+        key.sign("RS256", Some("rsa-a"), &claims).unwrap()
+    };
+    let good = with(json!({}));
+    let (head, rest) = good.split_once('.').unwrap();
+    let (payload, sig) = rest.split_once('.').unwrap();
+    let mut flipped_sig = sig.to_string();
+    let last = flipped_sig.pop().unwrap();
+    flipped_sig.push(if last == 'A' { 'Q' } else { 'A' });
+    let crit = key
+        .sign_raw(
+            "RS256",
+            r#"{"alg":"RS256","kid":"rsa-a","crit":["exp"]}"#,
+            &good_claims().to_string(),
+        )
+        .unwrap();
+    let cases: Vec<(String, u16, &str)> = vec![
+        (format!("{head}.{payload}"), 401, "malformed_token"),
+        (format!("{head}.{payload}.{sig}.x"), 401, "malformed_token"),
+        (
+            format!("{head}=.{payload}.{sig}"),
+            401,
+            "malformed_credential",
+        ),
+        (crit, 401, "crit_not_supported"),
+        (
+            key.sign("RS256", Some("no-such-kid"), &good_claims())
+                .unwrap(),
+            401,
+            "unknown_kid",
+        ),
+        (
+            with(json!({"iss": "https://evil.example"})),
+            401,
+            "issuer_mismatch",
+        ),
+        (with(json!({"exp": null})), 401, "missing_exp"),
+        (
+            with(json!({"exp": now - 3600, "iat": now - 4000, "nbf": null})),
+            401,
+            "token_expired",
+        ),
+        (with(json!({"nbf": now + 3600})), 401, "token_not_yet_valid"),
+        (with(json!({"iat": now + 3600})), 401, "iat_in_future"),
+        (with(json!({"exp": now + 7200})), 401, "lifetime_too_long"),
+        (
+            with(json!({"aud": "https://other.example"})),
+            403,
+            "audience_not_allowed",
+        ),
+        (
+            format!("{head}.{payload}.{flipped_sig}"),
+            401,
+            "invalid_signature",
+        ),
+        (
+            signing_key("rsa-b.pem")
+                .sign("RS256", Some("rsa-a"), &good_claims())
+                .unwrap(),
+            401,
+            "invalid_signature",
+        ),
+    ];
+    for (token, status, reason) in &cases {
+        let resp = get_bearer(envoy.main(), "/score", token);
+        assert_status(&resp, *status, Some(reason));
+        let challenge = resp.header("www-authenticate").unwrap_or_default();
+        let expected_error = if *status == 403 {
+            "insufficient_scope"
+        } else {
+            "invalid_token"
+        };
+        assert!(
+            challenge.contains(&format!("error=\"{expected_error}\"")),
+            "{reason}: {challenge}"
+        );
+        assert_eq!(
+            envoy.stat(&format!("aml_auth.denied.{reason}")) >= 1,
+            true,
+            "no stat for {reason}"
+        );
+    }
+    assert_eq!(upstream.count(), 0, "a refused token reached the upstream");
+    assert_status(
+        &get(envoy.main(), "/score", &[]),
+        401,
+        Some("missing_credential"),
+    );
+    assert_status(&get_bearer(envoy.main(), "/score", &good), 200, None);
+}
+
+#[test]
+fn claims_are_copied_to_headers_and_spoofed_copies_removed() {
+    let upstream = Server::upstream();
+    let server = jwks_server(&standard_jwks());
+    let mut config = token_config(remote_source("jwks", 600, 86_400));
+    config["token"]["claim_to_headers"] = json!([
+        {"claim": "sub", "header": "x-aml-user"},
+        {"claim": "roles", "header": "x-aml-roles"}
+    ]);
+    let envoy = Envoy::start(&filter_with_clusters(
+        &config,
+        &upstream,
+        &[("jwks", &server)],
+    ));
+    wait_for_keys(&envoy);
+    let mut claims = good_claims();
+    claims["roles"] = json!(["scorer", "reader"]);
+    let token = rsa_a().sign("RS256", Some("rsa-a"), &claims).unwrap();
+    let resp = get(
+        envoy.main(),
+        "/score",
+        &[
+            ("authorization", &format!("Bearer {token}")),
+            ("x-aml-user", "admin"),
+            ("x-aml-roles", "owner"),
+        ],
+    );
+    assert_status(&resp, 200, None);
+    let got = &upstream.received()[0];
+    assert_eq!(got.header_values("x-aml-user"), vec!["user-1"]);
+    assert_eq!(got.header_values("x-aml-roles"), vec!["scorer,reader"]);
+    let without_roles = rsa_a()
+        .sign("RS256", Some("rsa-a"), &good_claims())
+        .unwrap();
+    let resp = get(
+        envoy.main(),
+        "/score",
+        &[
+            ("authorization", &format!("Bearer {without_roles}")),
+            ("x-aml-roles", "owner"),
+        ],
+    );
+    assert_status(&resp, 200, None);
+    assert!(
+        upstream.received()[1].header("x-aml-roles").is_none(),
+        "spoofed header kept"
+    );
+}
+
+#[test]
+fn rotation_new_kid_after_early_refetch_and_removed_kid_after_refresh() {
+    let upstream = Server::upstream();
+    let server = jwks_server(&jwks(vec![rsa_a().public_jwk("rsa-a", None)]));
+    let envoy = Envoy::start(&filter_with_clusters(
+        &token_config(remote_source("jwks", 3, 86_400)),
+        &upstream,
+        &[("jwks", &server)],
+    ));
+    wait_for_keys(&envoy);
+    let token_a = rsa_a()
+        .sign("RS256", Some("rsa-a"), &good_claims())
+        .unwrap();
+    let token_b = signing_key("rsa-b.pem")
+        .sign("RS256", Some("rsa-b"), &good_claims())
+        .unwrap();
+    assert_status(&get_bearer(envoy.main(), "/", &token_a), 200, None);
+    assert_status(
+        &get_bearer(envoy.main(), "/", &token_b),
+        401,
+        Some("unknown_kid"),
+    );
+
+    let rotated = jwks(vec![
+        rsa_a().public_jwk("rsa-a", None),
+        signing_key("rsa-b.pem").public_jwk("rsa-b", None),
+    ])
+    .to_string();
+    server.set_handler(move |_| Reply::new(200, rotated.clone()));
+    let accepted = wait_until(DEADLINE, || {
+        get_bearer(envoy.main(), "/", &token_b).status == 200
+    });
+    assert!(accepted, "new kid never accepted:\n{}", envoy.log_tail(20));
+
+    let only_b = jwks(vec![signing_key("rsa-b.pem").public_jwk("rsa-b", None)]).to_string();
+    server.set_handler(move |_| Reply::new(200, only_b.clone()));
+    let removed = wait_until(DEADLINE, || {
+        get_bearer(envoy.main(), "/", &token_a).status == 401
+    });
+    assert!(removed, "removed kid still accepted");
+    assert_status(
+        &get_bearer(envoy.main(), "/", &token_a),
+        401,
+        Some("unknown_kid"),
+    );
+    assert_status(&get_bearer(envoy.main(), "/", &token_b), 200, None);
+}
+
+#[test]
+fn an_early_refetch_happens_without_waiting_for_the_period() {
+    let upstream = Server::upstream();
+    let server = jwks_server(&jwks(vec![rsa_a().public_jwk("rsa-a", None)]));
+    let envoy = Envoy::start(&filter_with_clusters(
+        &token_config(remote_source("jwks", 3_600, 86_400)),
+        &upstream,
+        &[("jwks", &server)],
+    ));
+    wait_for_keys(&envoy);
+    let b = signing_key("rsa-b.pem");
+    let rotated = jwks(vec![
+        rsa_a().public_jwk("rsa-a", None),
+        b.public_jwk("rsa-b", None),
+    ])
+    .to_string();
+    server.set_handler(move |_| Reply::new(200, rotated.clone()));
+    let token_b = b.sign("RS256", Some("rsa-b"), &good_claims()).unwrap();
+    assert_status(
+        &get_bearer(envoy.main(), "/", &token_b),
+        401,
+        Some("unknown_kid"),
+    );
+    assert!(
+        wait_until(DEADLINE, || server.count() >= 2),
+        "no early refetch"
+    );
+    assert!(wait_until(DEADLINE, || get_bearer(
+        envoy.main(),
+        "/",
+        &token_b
+    )
+    .status
+        == 200));
+    for _ in 0..20 {
+        let unknown = b
+            .sign("RS256", Some("still-unknown"), &good_claims())
+            .unwrap();
+        assert_status(
+            &get_bearer(envoy.main(), "/", &unknown),
+            401,
+            Some("unknown_kid"),
+        );
+    }
+    assert_status(&get_bearer(envoy.main(), "/", &token_b), 200, None);
+    assert_eq!(
+        server.count(),
+        2,
+        "unknown kids must not cause a fetch storm (30 s limit)"
+    );
+}
+
+#[test]
+fn outage_after_a_first_fetch_keeps_keys_until_max_stale() {
+    let upstream = Server::upstream();
+    let server = jwks_server(&standard_jwks());
+    let envoy = Envoy::start(&filter_with_clusters(
+        &token_config(remote_source("jwks", 1, 4)),
+        &upstream,
+        &[("jwks", &server)],
+    ));
+    wait_for_keys(&envoy);
+    server.set_handler(|_| Reply::new(503, "region down"));
+    let token = rsa_a()
+        .sign("RS256", Some("rsa-a"), &good_claims())
+        .unwrap();
+    assert!(envoy.wait_stat_at_least("aml_auth.jwks.fetch_failure", 1));
+    assert_status(&get_bearer(envoy.main(), "/", &token), 200, None);
+    let closed = wait_until(DEADLINE, || {
+        get_bearer(envoy.main(), "/", &token).status == 503
+    });
+    assert!(closed, "a stale key set was still used");
+    let resp = get_bearer(envoy.main(), "/", &token);
+    assert_status(&resp, 503, Some("jwks_stale"));
+    assert!(resp.header("retry-after").is_some());
+    let std = standard_jwks().to_string();
+    server.set_handler(move |_| Reply::new(200, std.clone()));
+    assert!(wait_until(DEADLINE, || get_bearer(
+        envoy.main(),
+        "/",
+        &token
+    )
+    .status
+        == 200));
+}
+
+#[test]
+fn outage_from_the_start_is_503_then_200_when_the_region_comes_up() {
+    let upstream = Server::upstream();
+    let server = Server::start(|_| Reply::new(500, "not yet"));
+    let envoy = Envoy::start(&filter_with_clusters(
+        &token_config(remote_source("jwks", 600, 86_400)),
+        &upstream,
+        &[("jwks", &server)],
+    ));
+    let token = rsa_a()
+        .sign("RS256", Some("rsa-a"), &good_claims())
+        .unwrap();
+    assert!(envoy.wait_stat_at_least("aml_auth.jwks.fetch_failure", 1));
+    let resp = get_bearer(envoy.main(), "/", &token);
+    assert_status(&resp, 503, Some("jwks_unavailable"));
+    assert_eq!(resp.header("retry-after"), Some("5"));
+    assert_status(
+        &get(envoy.main(), "/", &[]),
+        401,
+        Some("missing_credential"),
+    );
+    let std = standard_jwks().to_string();
+    server.set_handler(move |_| Reply::new(200, std.clone()));
+    assert!(wait_until(DEADLINE, || get_bearer(
+        envoy.main(),
+        "/",
+        &token
+    )
+    .status
+        == 200));
+    assert_eq!(upstream.count(), 1);
+}
+
+#[test]
+fn falls_back_to_the_paired_region() {
+    let upstream = Server::upstream();
+    let primary = Server::start(|_| Reply::new(502, "region down"));
+    let paired = jwks_server(&standard_jwks());
+    let envoy = Envoy::start(&filter_with_clusters(
+        &token_config(json!([
+            remote_source("region", 600, 86_400),
+            remote_source("paired", 600, 86_400)
+        ])),
+        &upstream,
+        &[("region", &primary), ("paired", &paired)],
+    ));
+    wait_for_keys(&envoy);
+    let token = rsa_a()
+        .sign("RS256", Some("rsa-a"), &good_claims())
+        .unwrap();
+    assert_status(&get_bearer(envoy.main(), "/", &token), 200, None);
+    assert!(primary.count() >= 1 && paired.count() >= 1);
+    assert!(
+        primary.received()[0].at <= paired.received()[0].at,
+        "sources tried in order"
+    );
+    assert_eq!(envoy.stat("aml_auth.jwks.source.0.fetch_failure"), 1);
+    assert_eq!(envoy.stat("aml_auth.jwks.source.1.fetch_success"), 1);
+    assert_eq!(paired.received()[0].path, "/discovery/v2.0/keys");
+    assert_eq!(paired.received()[0].header("host"), Some("paired.test"));
+}
+
+#[test]
+fn garbage_and_oversized_bodies_keep_the_last_good_set() {
+    let upstream = Server::upstream();
+    let server = jwks_server(&standard_jwks());
+    let envoy = Envoy::start(&filter_with_clusters(
+        &token_config(remote_source("jwks", 1, 86_400)),
+        &upstream,
+        &[("jwks", &server)],
+    ));
+    wait_for_keys(&envoy);
+    let token = rsa_a()
+        .sign("RS256", Some("rsa-a"), &good_claims())
+        .unwrap();
+    let bodies: Vec<(Vec<u8>, &str)> = vec![
+        (
+            b"{not json".to_vec(),
+            "aml_auth.jwks.fetch_failure.not_json",
+        ),
+        (
+            br#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#.to_vec(),
+            "aml_auth.jwks.fetch_failure.no_usable_keys",
+        ),
+        (
+            vec![b' '; 1024 * 1024],
+            "aml_auth.jwks.fetch_failure.too_large",
+        ),
+    ];
+    for (body, stat) in bodies {
+        server.set_handler(move |_| Reply::new(200, body.clone()));
+        assert!(
+            envoy.wait_stat_at_least(stat, 1),
+            "{stat} never counted:\n{}",
+            envoy.log_tail(20)
+        );
+        assert_status(&get_bearer(envoy.main(), "/", &token), 200, None);
+    }
+}
+
+#[test]
+fn several_workers_fetch_once_per_period() {
+    let upstream = Server::upstream();
+    let server = jwks_server(&standard_jwks());
+    let envoy = Envoy::start_with(
+        &filter_with_clusters(
+            &token_config(remote_source("jwks", 2, 86_400)),
+            &upstream,
+            &[("jwks", &server)],
+        ),
+        &EnvoyOptions {
+            concurrency: 2,
+            ..EnvoyOptions::default()
+        },
+    );
+    let start = Instant::now();
+    assert!(wait_until(Duration::from_secs(30), || server.count() >= 5));
+    let elapsed = start.elapsed();
+    let fetches = server.received();
+    for pair in fetches.windows(2) {
+        let gap = pair[1].at.duration_since(pair[0].at);
+        assert!(
+            gap >= Duration::from_millis(1_500),
+            "two fetches {gap:?} apart: workers did not coordinate"
+        );
+    }
+    assert!(
+        fetches.len() as f64 <= elapsed.as_secs_f64() / 1.8 + 2.0,
+        "{} fetches",
+        fetches.len()
+    );
+    let token = rsa_a()
+        .sign("RS256", Some("rsa-a"), &good_claims())
+        .unwrap();
+    for _ in 0..10 {
+        assert_status(&get_bearer(envoy.main(), "/", &token), 200, None);
+    }
+}
+
+#[test]
+fn local_jwks_needs_no_fetch() {
+    let upstream = Server::upstream();
+    let config = json!({
+        "auth_enabled": false,
+        "token_auth_enabled": true,
+        "token": {"issuer": ISSUER, "local_jwks": jwks(vec![signing_key("p256-a.pem").public_jwk("p", None)])}
+    });
+    let envoy = Envoy::start(&filter_in_front_of(&config, &upstream));
+    let token = signing_key("p256-a.pem")
+        .sign("ES256", Some("p"), &good_claims())
+        .unwrap();
+    assert_status(&get_bearer(envoy.main(), "/", &token), 200, None);
+}
+
+#[test]
+fn token_configuration_errors_name_the_field() {
+    let upstream = Server::upstream();
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            json!({"auth_enabled": false, "token_auth_enabled": true}),
+            "field `token_auth_enabled`: token authentication needs the top-level `token` settings",
+        ),
+        (
+            json!({"auth_enabled": false, "token_auth_enabled": true, "token": {"issuer": ISSUER}}),
+            "field `token.remote_jwks`: token settings need a key source",
+        ),
+        (
+            json!({"auth_enabled": false, "token_auth_enabled": true,
+                   "token": {"issuer": ISSUER, "local_jwks": {"keys": [{"kty": "oct", "k": "AAAA"}]}}}),
+            "field `token.local_jwks`: is not a usable JWKS",
+        ),
+        (
+            json!({"auth_enabled": false, "token_auth_enabled": true,
+                   "token": {"issuer": ISSUER, "remote_jwks": {"cluster": "c", "uri": "ftp://x/keys"}}}),
+            "field `token.remote_jwks.uri`",
+        ),
+        (
+            json!({"auth_enabled": false, "token_auth_enabled": true,
+                   "token": {"remote_jwks": {"cluster": "c", "uri": "https://x/keys"}}}),
+            "field `token.issuer`: is required",
+        ),
+    ];
+    for (config, expected) in cases {
+        let v = validate(&filter_in_front_of(&config, &upstream));
+        assert!(!v.ok, "{config} accepted");
+        assert!(
+            v.output.contains(expected),
+            "{config}: want {expected:?} in\n{}",
+            v.output
+        );
+    }
+}
