@@ -4,6 +4,13 @@
 //! `./build.sh test` packages the layout before `cargo test`; run `./build.sh oci` first when
 //! running this file alone.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 mod common;
 
 use std::path::{Path, PathBuf};
