@@ -11,6 +11,7 @@ DIST="$ROOT/dist"
 WASM="$DIST/aml_auth_filter.wasm"
 VENV="$ROOT/.venv"
 ENVOY="$VENV/bin/envoy"
+OCI="$DIST/oci"
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'build.sh: %s\n' "$*" >&2; exit 1; }
@@ -59,6 +60,60 @@ cmd_wasm() {
   log "built $WASM ($(wc -c <"$WASM") bytes)"
 }
 
+# The crate version from Cargo.toml's [package] table: the OCI image tag.
+crate_version() {
+  sed -n '/^\[package\]/,/^\[/ s/^version *= *"\([^"]*\)".*/\1/p' Cargo.toml | head -n 1
+}
+
+# Writes one blob into the layout and prints its digest (sha256:<hex>).
+oci_blob() {
+  local file="$1" hex
+  hex=$(sha256sum "$file" | cut -d' ' -f1)
+  mkdir -p "$OCI/blobs/sha256"
+  cp "$file" "$OCI/blobs/sha256/$hex"
+  printf 'sha256:%s' "$hex"
+}
+
+# Packages $WASM as an OCI image layout in dist/oci, tagged with the crate version, in the
+# "compat" variant Istio's puller reads: one tar+gzip layer holding `plugin.wasm` (see README,
+# "Deploy to AKS with Istio"). Byte-for-byte reproducible: fixed tar metadata, `gzip -n`.
+package_oci() {
+  [ -f "$WASM" ] || die "$WASM missing: run ./build.sh wasm"
+  command -v skopeo >/dev/null || apt_install skopeo
+  local tag tmp layer_digest diff_id config_digest manifest_digest
+  tag=$(crate_version)
+  [ -n "$tag" ] || die "no version in Cargo.toml"
+  tmp=$(mktemp -d)
+  mkdir "$tmp/root"
+  install -m 0644 "$WASM" "$tmp/root/plugin.wasm"
+  tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner --format=gnu \
+    -C "$tmp/root" -cf "$tmp/layer.tar" plugin.wasm
+  gzip -n -9 -c "$tmp/layer.tar" >"$tmp/layer.tar.gz"
+  diff_id="sha256:$(sha256sum "$tmp/layer.tar" | cut -d' ' -f1)"
+  rm -rf "$OCI"
+  mkdir -p "$OCI"
+  layer_digest=$(oci_blob "$tmp/layer.tar.gz")
+  printf '{"architecture":"wasm","os":"wasip1","created":"1970-01-01T00:00:00Z","config":{},"rootfs":{"type":"layers","diff_ids":["%s"]}}' \
+    "$diff_id" >"$tmp/config.json"
+  config_digest=$(oci_blob "$tmp/config.json")
+  printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%d},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"%s","size":%d}],"annotations":{"module.wasm.image/variant":"compat","org.opencontainers.image.title":"aml-auth-filter","org.opencontainers.image.version":"%s"}}' \
+    "$config_digest" "$(wc -c <"$tmp/config.json")" "$layer_digest" "$(wc -c <"$tmp/layer.tar.gz")" "$tag" \
+    >"$tmp/manifest.json"
+  manifest_digest=$(oci_blob "$tmp/manifest.json")
+  printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"%s","size":%d,"annotations":{"org.opencontainers.image.ref.name":"%s"}}]}' \
+    "$manifest_digest" "$(wc -c <"$tmp/manifest.json")" "$tag" >"$OCI/index.json"
+  printf '{"imageLayoutVersion":"1.0.0"}' >"$OCI/oci-layout"
+  rm -rf "$tmp"
+  skopeo inspect --raw "oci:$OCI:$tag" >/dev/null || die "skopeo cannot read $OCI"
+  log "packaged $OCI (oci:dist/oci:$tag), manifest digest $manifest_digest"
+  log "WasmPlugin spec.sha256 (the manifest digest, which Istio checks for oci:// URLs): ${manifest_digest#sha256:}"
+}
+
+cmd_oci() {
+  cmd_wasm
+  package_oci
+}
+
 cmd_cli() {
   ensure_rust
   cargo build --quiet --release --bin aml-auth
@@ -87,6 +142,7 @@ validate_shipped_configs() {
 cmd_test() {
   ensure_envoy
   cmd_wasm
+  package_oci
   validate_shipped_configs
   log "cargo clippy (unwrap/expect/panic/indexing denied outside tests)"
   cargo clippy --quiet --lib --bins -- -D warnings
@@ -107,6 +163,7 @@ usage() {
   cat <<'EOF'
 usage: ./build.sh <command>
   wasm   build dist/aml_auth_filter.wasm (release, LTO, size-optimised)
+  oci    package it as an OCI image layout in dist/oci, tagged with the crate version
   test   all tests: unit, Envoy config validation, integration against a real Envoy
   demo   run Envoy with the filter in front of a demo scoring endpoint (Ctrl-C to stop)
   cli    build the aml-auth command-line tool and print its path
@@ -115,6 +172,7 @@ EOF
 
 case "${1:-help}" in
   wasm) cmd_wasm ;;
+  oci) cmd_oci ;;
   test) cmd_test ;;
   demo) cmd_demo ;;
   cli) cmd_cli ;;
