@@ -117,7 +117,7 @@ const RSA_ALGS: u8 = 0b0011_1111;
 
 /// Public key material of a usable JWK, decoded and checked once at parse time.
 pub(crate) enum KeyMaterial {
-    Rsa(RsaPublicKey),
+    Rsa(Box<RsaPublicKey>),
     P256(p256::ecdsa::VerifyingKey),
     Ed25519(ed25519_compact::PublicKey),
 }
@@ -511,7 +511,7 @@ fn rsa_material(obj: &Map<String, Value>) -> Result<KeyMaterial, DropReason> {
         return Err(DropReason::RocaVulnerable);
     }
     RsaPublicKey::new(&n, &e)
-        .map(KeyMaterial::Rsa)
+        .map(|k| KeyMaterial::Rsa(Box::new(k)))
         .map_err(|_| DropReason::RsaKeyRejected)
 }
 
