@@ -392,6 +392,17 @@ fn compile_policy(
             format!("{service}token authentication can't be used at the same time as key-based authentication: set auth_enabled to false to use token_auth_enabled"),
         ));
     }
+    if !auth_enabled && name != DEFAULT_SERVICE {
+        if let Some(field) = ["primary_key", "secondary_key"]
+            .into_iter()
+            .find(|f| obj.map.contains_key(*f))
+        {
+            return Err(ConfigError::new(
+                obj.path(field),
+                format!("{service}sets {field} but auth_enabled is false (set here or inherited from the top level): set auth_enabled to true, or remove the key"),
+            ));
+        }
+    }
     let mode = if auth_enabled {
         let pair = KeyPair::new(primary, secondary).ok_or_else(|| {
             ConfigError::new(
@@ -978,5 +989,173 @@ mod tests {
         let err = parse(br#"{"primary_key":"env:K"}"#, &env).unwrap_err();
         assert!(!err.to_string().contains("bad value"));
         assert!(err.to_string().contains("environment variable K"));
+    }
+
+    const TOKEN: &str = r#""token":{"issuer":"https://iss","audiences":["aud-1"],
+        "remote_jwks":[{"cluster":"region","uri":"https://region.example/keys?x=1"},
+                       {"cluster":"paired","uri":"http://paired.example","timeout_seconds":2.0}],
+        "claim_to_headers":[{"claim":"sub","header":"X-Caller"}]}"#;
+
+    #[test]
+    fn token_settings_and_services_compile() {
+        let json = format!(
+            r#"{{"primary_key":"top","auth_enabled":true,{TOKEN},"services":[
+                {{"name":"k","path_prefix":"/k/"}},
+                {{"name":"t","path_prefix":"/t/","hosts":["A.example"],"auth_enabled":false,
+                  "token_auth_enabled":true,"token":{{"audiences":["aud-2"]}}}}]}}"#
+        );
+        let cfg = parse_str(&json).unwrap();
+        let token = cfg.token.as_ref().unwrap();
+        assert_eq!(token.remote.len(), 2);
+        assert_eq!(token.remote[0].authority, "region.example");
+        assert_eq!(token.remote[0].path, "/keys?x=1");
+        assert_eq!(token.remote[1].path, "/");
+        assert_eq!(token.remote[1].timing.timeout_ms, 2_000);
+        assert_eq!(token.remote[0].timing.refresh_ms, 600_000);
+        assert_eq!(token.remote[0].timing.max_stale_ms, 86_400_000);
+        assert_eq!(token.fingerprint.len(), 16);
+        assert!(matches!(cfg.services[0].policy.mode, AuthMode::Key(_)));
+        assert_eq!(cfg.services[1].hosts, vec!["a.example".to_string()]);
+        let AuthMode::Token(svc) = &cfg.services[1].policy.mode else {
+            panic!("expected token mode")
+        };
+        assert_eq!(svc.policy.audiences, Some(vec!["aud-2".to_string()]));
+        assert_eq!(svc.policy.clock_skew_seconds, 60);
+        assert!(svc.policy.require_expiration);
+        assert_eq!(svc.claim_to_headers[0].header, "x-caller");
+    }
+
+    #[test]
+    fn fingerprint_follows_the_sources() {
+        let a = parse_str(&format!(r#"{{"auth_enabled":false,{TOKEN}}}"#)).unwrap();
+        let other = TOKEN.replace("region.example", "elsewhere.example");
+        let b = parse_str(&format!(r#"{{"auth_enabled":false,{other}}}"#)).unwrap();
+        assert_ne!(a.token.unwrap().fingerprint, b.token.unwrap().fingerprint);
+    }
+
+    #[test]
+    fn token_and_service_refusals_name_the_field() {
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                r#"{"auth_enabled":false,"token":{"issuer":""}}"#,
+                "token.issuer",
+                "required",
+            ),
+            (
+                r#"{"auth_enabled":false,"token":{"issuer":"i","audiences":[]}}"#,
+                "token.audiences",
+                "at least one",
+            ),
+            (
+                r#"{"auth_enabled":false,"token":{"issuer":"i","audiences":[""]}}"#,
+                "token.audiences[0]",
+                "non-empty",
+            ),
+            (
+                r#"{"auth_enabled":false,"token":{"issuer":"i","remote_jwks":[]}}"#,
+                "token.remote_jwks",
+                "at least one",
+            ),
+            (
+                r#"{"auth_enabled":false,"token":{"issuer":"i","remote_jwks":"x"}}"#,
+                "token.remote_jwks",
+                "an object or an array",
+            ),
+            (
+                r#"{"auth_enabled":false,"token":{"issuer":"i","remote_jwks":{"uri":"https://h/"}}}"#,
+                "token.remote_jwks.cluster",
+                "required",
+            ),
+            (
+                r#"{"auth_enabled":false,"token":{"issuer":"i","remote_jwks":{"cluster":"c","uri":"https://u@h/"}}}"#,
+                "token.remote_jwks.uri",
+                "absolute",
+            ),
+            (
+                r#"{"auth_enabled":false,"token":{"issuer":"i","remote_jwks":{"cluster":"c","uri":"https://h/","timeout_seconds":0}}}"#,
+                "token.remote_jwks.timeout_seconds",
+                "from 1 to 60",
+            ),
+            (
+                r#"{"auth_enabled":false,"token":{"issuer":"i","remote_jwks":{"cluster":"c","uri":"https://h/","refresh_interval_seconds":1.5}}}"#,
+                "token.remote_jwks.refresh_interval_seconds",
+                "whole number",
+            ),
+            (
+                r#"{"auth_enabled":false,"token":{"issuer":"i","remote_jwks":[{"cluster":"c","uri":"https://h/","nope":1}]}}"#,
+                "token.remote_jwks[0].nope",
+                "unknown field",
+            ),
+            (
+                r#"{"auth_enabled":false,"token":{"issuer":"i","local_jwks":[]}}"#,
+                "token.local_jwks",
+                "JWKS object",
+            ),
+            (
+                r#"{"auth_enabled":false,"token":{"issuer":"i","local_jwks":{"keys":[]}}}"#,
+                "token.local_jwks",
+                "no usable key",
+            ),
+            (
+                r#"{"auth_enabled":false,"token":{"issuer":"i","local_jwks":{"keys":[]},"claim_to_headers":[{"claim":"sub","header":"Authorization"}]}}"#,
+                "token.local_jwks",
+                "no usable key",
+            ),
+            (
+                r#"{"auth_enabled":false,"token":{"issuer":"i","remote_jwks":{"cluster":"c","uri":"https://h/"},"claim_to_headers":[{"claim":"sub","header":"Authorization"}]}}"#,
+                "token.claim_to_headers[0].header",
+                "pseudo-header",
+            ),
+            (
+                r#"{"auth_enabled":false,"token":{"issuer":"i","remote_jwks":{"cluster":"c","uri":"https://h/"},"claim_to_headers":[{"claim":"a","header":"x"},{"claim":"b","header":"X"}]}}"#,
+                "token.claim_to_headers[1].header",
+                "two claims",
+            ),
+            (
+                r#"{"primary_key":"k","services":{}}"#,
+                "services",
+                "an array",
+            ),
+            (
+                r#"{"primary_key":"k","services":[{"path_prefix":"/"}]}"#,
+                "services[0].name",
+                "needs a name",
+            ),
+            (
+                r#"{"primary_key":"k","services":[{"name":"default","path_prefix":"/"}]}"#,
+                "services[0].name",
+                "reserved",
+            ),
+            (
+                r#"{"primary_key":"k","services":[{"name":"a"}]}"#,
+                "services[0].path_prefix",
+                "needs a path_prefix",
+            ),
+            (
+                r#"{"primary_key":"k","services":[{"name":"a","path_prefix":"/a?b"}]}"#,
+                "services[0].path_prefix",
+                "no query",
+            ),
+            (
+                r#"{"primary_key":"k","services":[{"name":"a","path_prefix":"/a","hosts":[]}]}"#,
+                "services[0].hosts",
+                "at least one host",
+            ),
+            (
+                r#"{"primary_key":"k","services":[{"name":"a","path_prefix":"/a","hosts":["a b"]}]}"#,
+                "services[0].hosts[0]",
+                "host name",
+            ),
+            (
+                r#"{"primary_key":"k","services":[{"name":"a","path_prefix":"/a","token":{"issuer":"x"}}]}"#,
+                "services[0].token.issuer",
+                "unknown field",
+            ),
+        ];
+        for (json, field, fragment) in cases {
+            let err = parse_str(json).unwrap_err();
+            assert_eq!(err.field, *field, "{json}: {err}");
+            assert!(err.message.contains(fragment), "{json}: {err}");
+        }
     }
 }
