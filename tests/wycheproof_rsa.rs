@@ -21,10 +21,9 @@ enum Scheme {
 const REFUSED_VALID_OK: &[(&str, u64, &str)] = &[];
 
 fn vectors_dir() -> Option<PathBuf> {
-    let dir = PathBuf::from(
-        std::env::var("WYCHEPROOF_DIR")
-            .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors/wycheproof").into()),
-    );
+    let dir = PathBuf::from(std::env::var("WYCHEPROOF_DIR").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors/wycheproof").into()
+    }));
     if dir.is_dir() {
         Some(dir)
     } else {
