@@ -1,27 +1,45 @@
 #!/usr/bin/env bash
-# The demo behind `./build.sh demo`: runs envoy/envoy.yaml with freshly generated keys, prints
-# shell-sourceable lines and ready-to-paste curl commands, and stays in the foreground.
-# Usage: demo.sh ENVOY_BIN WASM AML_AUTH_BIN. Ports: AML_DEMO_PORT (10000),
-# AML_DEMO_MODEL_PORT (10001), AML_DEMO_ADMIN_PORT (9901).
+# The demo behind `./build.sh demo`: runs envoy/envoy.yaml from dist/demo/ with freshly generated
+# keys, a workspace stand-in that signs tokens and serves their JWKS, and two services behind one
+# listener (key auth and token auth). Prints shell-sourceable lines and ready-to-paste commands,
+# then stays in the foreground until Ctrl-C.
+# Usage: demo.sh ENVOY_BIN WASM AML_AUTH_BIN. Ports: AML_DEMO_PORT (10000), AML_DEMO_MODEL_PORT
+# (10001), AML_DEMO_WORKSPACE_PORT (10002), AML_DEMO_ADMIN_PORT (9901).
 set -euo pipefail
 ENVOY="$(realpath "$1")" WASM="$(realpath "$2")" CLI="$(realpath "$3")"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$HERE")"
-PORT="${AML_DEMO_PORT:-10000}" MODEL_PORT="${AML_DEMO_MODEL_PORT:-10001}" ADMIN_PORT="${AML_DEMO_ADMIN_PORT:-9901}"
+PORT="${AML_DEMO_PORT:-10000}" MODEL_PORT="${AML_DEMO_MODEL_PORT:-10001}"
+WORKSPACE_PORT="${AML_DEMO_WORKSPACE_PORT:-10002}" ADMIN_PORT="${AML_DEMO_ADMIN_PORT:-9901}"
 RUN="$ROOT/dist/demo"
-mkdir -p "$RUN"
+ISSUER="https://workspace.demo.local" AUDIENCE="https://ml.azure.com"
+rm -rf "$RUN" && mkdir -p "$RUN/ecds" "$RUN/workspace"
 [ -f "$WASM" ] || { echo "demo: $WASM missing (./build.sh wasm)" >&2; exit 1; }
 
-{ read -r AML_DEMO_PRIMARY_KEY; read -r _; } < <("$CLI" keys generate)
-{ read -r AML_DEMO_SECONDARY_KEY; read -r _; } < <("$CLI" keys generate)
-export AML_DEMO_PRIMARY_KEY AML_DEMO_SECONDARY_KEY
+{ read -r PRIMARY_KEY; read -r PRIMARY_DIGEST; } < <("$CLI" keys generate)
+{ read -r SECONDARY_KEY; read -r SECONDARY_DIGEST; } < <("$CLI" keys generate)
 
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$RUN/workspace/signing-rs256.pem" 2>/dev/null
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$RUN/workspace/signing-es256.pem" 2>/dev/null
+"$CLI" jwks --signing-key "$RUN/workspace/signing-rs256.pem" --signing-key "$RUN/workspace/signing-es256.pem" \
+  > "$RUN/workspace/jwks.json"
+
+python3 - "$HERE/plugin-config.json" "$RUN/plugin-config.json" "$PRIMARY_DIGEST" "$SECONDARY_DIGEST" "$WORKSPACE_PORT" <<'PY'
+import json, sys
+src, out, primary, secondary, port = sys.argv[1:]
+cfg = json.load(open(src))
+cfg["primary_key"], cfg["secondary_key"] = primary, secondary
+cfg["token"]["remote_jwks"]["uri"] = f"http://127.0.0.1:{port}/discovery/v2.0/keys"
+open(out, "w").write(json.dumps(cfg, indent=2) + "\n")
+PY
+python3 "$HERE/make-ecds.py" "$RUN/plugin-config.json" "$WASM" "$RUN/ecds/aml_auth.json"
 sed -e "s/port_value: 10000/port_value: $PORT/" \
     -e "s/port_value: 10001/port_value: $MODEL_PORT/g" \
+    -e "s/port_value: 10002/port_value: $WORKSPACE_PORT/g" \
     -e "s/port_value: 9901/port_value: $ADMIN_PORT/" \
     "$HERE/envoy.yaml" > "$RUN/envoy.yaml"
 
-cd "$HERE"
+cd "$RUN"
 "$ENVOY" -c "$RUN/envoy.yaml" --disable-hot-restart --log-level info \
   --log-path "$RUN/envoy.log" --file-flush-interval-msec 100 &
 ENVOY_PID=$!
@@ -29,6 +47,14 @@ stop() { kill "$ENVOY_PID" 2>/dev/null || true; wait "$ENVOY_PID" 2>/dev/null ||
 trap 'stop; exit 0' INT TERM
 trap stop EXIT
 
+SCORING_URI="http://127.0.0.1:$PORT/api/v1/service/demo/score"
+TOKEN_SCORING_URI="http://127.0.0.1:$PORT/api/v1/service/demo-token/score"
+{ read -r TOKEN; read -r TOKEN_REFRESH_BY; } < <("$CLI" token issue --signing-key "$RUN/workspace/signing-rs256.pem" \
+  --issuer "$ISSUER" --audience "$AUDIENCE" --ttl 3600 --subject demo-user)
+{ read -r TOKEN_ES256; read -r _; } < <("$CLI" token issue --signing-key "$RUN/workspace/signing-es256.pem" \
+  --issuer "$ISSUER" --audience "$AUDIENCE" --ttl 3600 --subject demo-user)
+
+code() { curl -s -o /dev/null -w '%{http_code}' "$@" 2>/dev/null || true; }
 ready=""
 for _ in $(seq 1 300); do
   if ! kill -0 "$ENVOY_PID" 2>/dev/null; then
@@ -36,7 +62,9 @@ for _ in $(seq 1 300); do
     tail -20 "$RUN/envoy.log" >&2
     exit 1
   fi
-  if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ADMIN_PORT/ready" 2>/dev/null)" = 200 ]; then
+  # Ready once the listener answers and the filter has fetched the workspace's JWKS.
+  if [ "$(code "http://127.0.0.1:$ADMIN_PORT/ready")" = 200 ] \
+     && [ "$(code -H "Authorization: Bearer $TOKEN" "$TOKEN_SCORING_URI")" = 200 ]; then
     ready=1
     break
   fi
@@ -44,15 +72,28 @@ for _ in $(seq 1 300); do
 done
 [ -n "$ready" ] || { echo "demo: Envoy did not become ready (see $RUN/envoy.log)" >&2; exit 1; }
 
-SCORING_URI="http://127.0.0.1:$PORT/api/v1/service/demo/score"
+BODY='{"data":[[1,2,3,4]]}'
 cat <<OUT
+# service demo: key auth (either key works)
 SCORING_URI=$SCORING_URI
-PRIMARY_KEY=$AML_DEMO_PRIMARY_KEY
-SECONDARY_KEY=$AML_DEMO_SECONDARY_KEY
-# Paste these (200 with a key, 401 without):
-curl -s -w ' %{http_code}\n' -H 'Authorization: Bearer $AML_DEMO_PRIMARY_KEY' -H 'Content-Type: application/json' -d '{"data":[[1,2,3,4]]}' $SCORING_URI
-curl -s -w ' %{http_code}\n' -H 'Authorization: Bearer $AML_DEMO_SECONDARY_KEY' -H 'Content-Type: application/json' -d '{"data":[[1,2,3,4]]}' $SCORING_URI
-curl -s -w ' %{http_code}\n' -H 'Content-Type: application/json' -d '{"data":[[1,2,3,4]]}' $SCORING_URI
+PRIMARY_KEY=$PRIMARY_KEY
+SECONDARY_KEY=$SECONDARY_KEY
+# service demo-token: token auth (RS256 token from the workspace stand-in; an ES256 one too)
+TOKEN_SCORING_URI=$TOKEN_SCORING_URI
+TOKEN=$TOKEN
+TOKEN_ES256=$TOKEN_ES256
+TOKEN_REFRESH_BY='$TOKEN_REFRESH_BY'
+# Paste these (200 with a key or token, 401 without):
+curl -s -w ' %{http_code}\n' -H 'Authorization: Bearer $PRIMARY_KEY' -H 'Content-Type: application/json' -d '$BODY' $SCORING_URI
+curl -s -w ' %{http_code}\n' -H 'Authorization: Bearer $SECONDARY_KEY' -H 'Content-Type: application/json' -d '$BODY' $SCORING_URI
+curl -s -w ' %{http_code}\n' -H 'Content-Type: application/json' -d '$BODY' $SCORING_URI
+curl -s -w ' %{http_code}\n' -H 'Authorization: Bearer $TOKEN' -H 'Content-Type: application/json' -d '$BODY' $TOKEN_SCORING_URI
+curl -s -w ' %{http_code}\n' -H 'Authorization: Bearer $TOKEN_ES256' -H 'Content-Type: application/json' -d '$BODY' $TOKEN_SCORING_URI
+curl -s -w ' %{http_code}\n' -H 'Authorization: Bearer $PRIMARY_KEY' -H 'Content-Type: application/json' -d '$BODY' $TOKEN_SCORING_URI
+# Rotate a key with no restart (prints the new key on its last line; Envoy applies it in a second or two):
+$CLI keys regen primary --config $RUN/plugin-config.json --hashed --envoy-ecds $RUN/ecds/aml_auth.json
+$CLI keys regen secondary --config $RUN/plugin-config.json --hashed --envoy-ecds $RUN/ecds/aml_auth.json
+# A new token: $CLI token issue --signing-key $RUN/workspace/signing-rs256.pem --issuer $ISSUER --audience $AUDIENCE --ttl 3600
 # Stats: curl -s http://127.0.0.1:$ADMIN_PORT/stats | grep aml_auth
 # Envoy log: $RUN/envoy.log   (Ctrl-C stops the demo)
 OUT
