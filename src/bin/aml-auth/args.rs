@@ -89,10 +89,16 @@ pub fn parse(args: &[String], flags: &[Flag]) -> Result<Outcome, String> {
         if flag.takes_value {
             let value = match inline {
                 Some(v) => v.to_string(),
-                None => iter
-                    .next()
-                    .cloned()
-                    .ok_or_else(|| format!("`{}` needs a value", flag.name))?,
+                None => match iter.next() {
+                    Some(next) if next.starts_with("--") => {
+                        return Err(format!(
+                            "`{}` needs a value, found `{next}` (write `{}={next}` if that is the value)",
+                            flag.name, flag.name
+                        ))
+                    }
+                    Some(next) => next.clone(),
+                    None => return Err(format!("`{}` needs a value", flag.name)),
+                },
             };
             parsed.values.push((flag.name, value));
         } else if inline.is_some() {
@@ -177,13 +183,14 @@ mod tests {
             "c.json",
             "--claim=a=b",
             "--hashed",
+            "--claim=--help",
             "--claim",
-            "--help",
+            "-x",
             "-",
         ]);
         assert_eq!(p.positionals, ["primary", "-"]);
         assert_eq!(p.value("--config"), Some("c.json"));
-        assert_eq!(p.all("--claim"), ["a=b", "--help"]);
+        assert_eq!(p.all("--claim"), ["a=b", "--help", "-x"]);
         assert!(p.switch("--hashed"));
         assert_eq!(
             p.required("--missing").unwrap_err(),
@@ -220,6 +227,10 @@ mod tests {
             (&["--bogus"], "unknown option `--bogus`"),
             (&["-x"], "unknown option `-x`"),
             (&["--config"], "`--config` needs a value"),
+            (
+                &["--config", "--hashed"],
+                "`--config` needs a value, found `--hashed` (write `--config=--hashed` if that is the value)",
+            ),
             (
                 &["--config", "a", "--config=b"],
                 "`--config` given more than once",

@@ -115,6 +115,17 @@ fn load_key(
         Some(a) => a,
         None => parse_alg(key.default_alg()).map_err(CliError::fail)?,
     };
+    let fits = match &key {
+        SigningKey::Rsa(_) => alg.as_str().starts_with(['R', 'P']),
+        SigningKey::P256(_) => alg == Alg::Es256,
+        SigningKey::Ed25519(_) => alg == Alg::EdDsa,
+    };
+    if !fits {
+        return Err(CliError::fail(format!(
+            "--alg {alg} does not fit the key in --signing-key {shown} (its algorithm is {})",
+            key.default_alg()
+        )));
+    }
     let kid = kid.map_or_else(|| key.thumbprint(), str::to_string);
     let jwk = key.public_jwk(&kid, Some(alg.as_str()));
     let set = signing::jwks(vec![jwk.clone()]);
