@@ -332,7 +332,7 @@ fn regen_refusals_leave_the_file_untouched() {
             r#"{"primary_key":"env:AML_TEST_PRIMARY","secondary_key":"s"}"#,
             &["secondary"],
             1,
-            "AML_TEST_PRIMARY is not set",
+            "AML_TEST_PRIMARY is not set in the Wasm VM (vm_config.environment_variables / vmConfig.env) (aml-auth checks env: keys against its own environment",
         ),
         (
             r#"{"primary_key":"p","colour":"red"}"#,

@@ -211,8 +211,13 @@ pub fn regen(req: &Regen<'_>) -> Result<String, CliError> {
     let edit = edit(&before, req.slot, req.service, &stored)
         .map_err(|e| CliError::fail(format!("{shown}: {e}; file left unchanged")))?;
     let cfg = config::parse(edit.text.as_bytes(), &process_env).map_err(|e| {
+        let hint = if e.message.contains("is not set in the Wasm VM") {
+            " (aml-auth checks env: keys against its own environment: export the variable here too)"
+        } else {
+            ""
+        };
         CliError::fail(format!(
-            "{shown}: the edited configuration would be refused by the filter, file left unchanged: {e}"
+            "{shown}: the edited configuration would be refused by the filter, file left unchanged: {e}{hint}"
         ))
     })?;
     let slot_name = req.slot.as_str();
