@@ -1,0 +1,554 @@
+//! `aml-auth`: workspace-side tools for operators of aml-auth-filter: keys and their rotation in
+//! plugin configuration (and Envoy ECDS) files, tokens and the JWKS that verifies them.
+
+mod args;
+mod ecds;
+mod fsio;
+mod jsonspan;
+mod keys;
+mod token;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use aml_auth_filter::keys::{generate_key, KeyDigest, KeySlot};
+use args::{Flag, Outcome, Parsed};
+
+const TOP_USAGE: &str = "usage: aml-auth <command> [<args>]
+
+Operator tools for aml-auth-filter.
+
+commands:
+  keys generate   print a new random key and its sha256: digest
+  keys regen      replace the primary or secondary key in a plugin configuration file
+  keys list       show each policy's auth mode and how its keys are stored
+  token issue     sign a token for the filter's token auth
+  jwks            print the public JWKS of signing keys
+  help [COMMAND]  this text, or a command's
+
+Run `aml-auth <command> --help` for a command's options.
+Exit status: 0 success, 1 failure, 2 usage error.
+";
+
+const KEYS_USAGE: &str = "usage: aml-auth keys <generate|regen|list> [<args>]
+
+  keys generate   print a new random key and its sha256: digest
+  keys regen      replace the primary or secondary key in a plugin configuration file
+  keys list       show each policy's auth mode and how its keys are stored
+";
+
+const GENERATE_USAGE: &str = "usage: aml-auth keys generate
+
+Prints a new random key (32 bytes from the OS, URL-safe base64) on the first line and its
+sha256: digest (a value for primary_key/secondary_key) on the second.
+";
+
+const REGEN_USAGE: &str =
+    "usage: aml-auth keys regen primary|secondary --config FILE [--service NAME] [--hashed]
+                         [--envoy-ecds ECDS_FILE]
+
+Replaces one key in a plugin configuration file (JSON) with a new random key, leaving every
+other byte of the file as it was, and prints the new key on the last line of stdout.
+Notes go to stderr. Rotate as in Azure ML: regenerate the key clients are not using, move
+clients to it, then regenerate the other.
+
+  --config FILE          the plugin configuration (Envoy `configuration` value, Istio pluginConfig)
+  --service NAME         the key of services[].name == NAME instead of the top-level key; a
+                         service inheriting the top-level key gets its own
+  --hashed               store the key's sha256: digest instead of the key
+  --envoy-ecds FILE      also set the plugin configuration of every Wasm filter resource in this
+                         Envoy ECDS file (JSON) and bump its version_info, so an Envoy watching
+                         it applies the new key without a restart
+
+The edited configuration is checked with the filter's own parser (env: keys are looked up in
+this process's environment) before anything is written; files are replaced atomically (temp
+file and rename) keeping their permissions. A key stored as env:NAME is refused: it lives in
+that variable, not in the file.
+";
+
+const LIST_USAGE: &str = "usage: aml-auth keys list --config FILE
+
+Prints one line per policy: the top-level policy (`default`) first, then each service:
+
+  NAME  PATH_PREFIX  MODE  primary=STORAGE  secondary=STORAGE
+
+PATH_PREFIX is `-` for default; MODE is key, token or none; STORAGE is plaintext, hashed,
+env:NAME, inherited (from the top level) or absent. Keys and digests are never printed.
+The configuration is checked with the filter's own parser; env: variables that are unset in
+this shell are assumed to be set in the proxy.
+";
+
+const TOKEN_USAGE: &str = "usage: aml-auth token issue [<args>]
+
+  token issue     sign a token for the filter's token auth
+";
+
+const ISSUE_USAGE: &str =
+    "usage: aml-auth token issue --signing-key FILE --issuer ISS --audience AUD --ttl SECONDS
+                         [--subject SUB] [--claim NAME=VALUE]... [--claim-json NAME=JSON]...
+                         [--kid KID] [--alg ALG]
+
+Prints a signed JWT on the first line and, on the second, when to get a new one:
+  refresh_by=<unix seconds> <RFC 3339 UTC>
+(three quarters of the lifetime, like Azure ML's get_token()).
+
+  --signing-key FILE     PKCS#8 PEM private key (openssl genpkey): RSA, EC P-256 or Ed25519
+  --issuer ISS           iss claim
+  --audience AUD         aud claim
+  --ttl SECONDS          lifetime, 1 to 2592000 (30 days); exp = iat + ttl, nbf = iat
+  --subject SUB          sub claim
+  --claim NAME=VALUE     an extra claim with a string value (repeatable)
+  --claim-json NAME=JSON an extra claim with any JSON value, e.g. roles='[\"a\"]' (repeatable)
+  --kid KID              kid header (default: the key's RFC 7638 thumbprint, as `aml-auth jwks`)
+  --alg ALG              RS256, RS384, RS512, PS256, PS384, PS512 (RSA), ES256 (P-256),
+                         EdDSA (Ed25519); default RS256, ES256 or EdDSA by key type
+
+iss, aud, iat, nbf, exp and sub come from their own options and cannot be set with --claim.
+";
+
+const JWKS_USAGE: &str = "usage: aml-auth jwks --signing-key FILE [--signing-key FILE]...
+
+Prints the public JWKS of these PKCS#8 PEM private keys as JSON, each key with
+kid = its RFC 7638 thumbprint, use = sig and alg = RS256, ES256 or EdDSA by key type,
+ready to serve as the workspace's JWKS (or to paste into token.local_jwks).
+";
+
+/// Why a command did not succeed.
+#[derive(Debug)]
+pub enum CliError {
+    /// The command line is wrong (exit 2); `usage` is the command's usage text.
+    Usage {
+        /// What is wrong.
+        message: String,
+        /// The command, for the `--help` hint.
+        command: &'static str,
+    },
+    /// The command failed (exit 1).
+    Fail(String),
+}
+
+impl CliError {
+    /// A failure with this message.
+    pub fn fail(message: impl Into<String>) -> Self {
+        CliError::Fail(message.into())
+    }
+
+    fn usage(command: &'static str) -> impl Fn(String) -> CliError {
+        move |message| CliError::Usage { message, command }
+    }
+}
+
+/// What a successful command prints on stdout.
+type Output = Vec<String>;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(lines) => {
+            for line in lines {
+                println!("{line}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(CliError::Usage { message, command }) => {
+            eprintln!("aml-auth: {message}");
+            eprintln!("Run `{command} --help` for usage.");
+            ExitCode::from(2)
+        }
+        Err(CliError::Fail(message)) => {
+            eprintln!("aml-auth: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn help(text: &str) -> Result<Output, CliError> {
+    Ok(vec![text.trim_end().to_string()])
+}
+
+fn is_help(word: &str) -> bool {
+    word == "-h" || word == "--help"
+}
+
+/// Runs a command line (without the program name).
+fn run(args: &[String]) -> Result<Output, CliError> {
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    let rest = |n: usize| args.get(n..).unwrap_or_default();
+    match words.as_slice() {
+        [] => Err(CliError::usage("aml-auth")("no command given".to_string())),
+        ["help"] => help(TOP_USAGE),
+        ["help", topic @ ..] => help(usage_of(topic).ok_or_else(|| {
+            CliError::usage("aml-auth")(format!("no command `{}`", topic.join(" ")))
+        })?),
+        [w, ..] if is_help(w) => help(TOP_USAGE),
+        ["keys"] => Err(CliError::usage("aml-auth keys")(
+            "missing subcommand".to_string(),
+        )),
+        ["keys", w, ..] if is_help(w) => help(KEYS_USAGE),
+        ["keys", "generate", ..] => keys_generate(rest(2)),
+        ["keys", "regen", ..] => keys_regen(rest(2)),
+        ["keys", "list", ..] => keys_list(rest(2)),
+        ["keys", other, ..] => Err(CliError::usage("aml-auth keys")(format!(
+            "unknown subcommand `keys {other}`"
+        ))),
+        ["token"] => Err(CliError::usage("aml-auth token")(
+            "missing subcommand".to_string(),
+        )),
+        ["token", w, ..] if is_help(w) => help(TOKEN_USAGE),
+        ["token", "issue", ..] => token_issue(rest(2)),
+        ["token", other, ..] => Err(CliError::usage("aml-auth token")(format!(
+            "unknown subcommand `token {other}`"
+        ))),
+        ["jwks", ..] => jwks(rest(1)),
+        [other, ..] => Err(CliError::usage("aml-auth")(format!(
+            "unknown command `{other}`"
+        ))),
+    }
+}
+
+fn usage_of(topic: &[&str]) -> Option<&'static str> {
+    Some(match topic {
+        ["keys"] => KEYS_USAGE,
+        ["keys", "generate"] => GENERATE_USAGE,
+        ["keys", "regen"] => REGEN_USAGE,
+        ["keys", "list"] => LIST_USAGE,
+        ["token"] => TOKEN_USAGE,
+        ["token", "issue"] => ISSUE_USAGE,
+        ["jwks"] => JWKS_USAGE,
+        _ => return None,
+    })
+}
+
+/// Parses a command's arguments; `Ok(None)` means help was printed.
+fn parse_or_help(
+    args: &[String],
+    flags: &[Flag],
+    command: &'static str,
+) -> Result<Option<Parsed>, CliError> {
+    match args::parse(args, flags).map_err(CliError::usage(command))? {
+        Outcome::Help => Ok(None),
+        Outcome::Run(parsed) => Ok(Some(parsed)),
+    }
+}
+
+fn keys_generate(args: &[String]) -> Result<Output, CliError> {
+    const CMD: &str = "aml-auth keys generate";
+    let Some(p) = parse_or_help(args, &[], CMD)? else {
+        return help(GENERATE_USAGE);
+    };
+    p.at_most_positionals(0).map_err(CliError::usage(CMD))?;
+    let key = generate_key()
+        .map_err(|e| CliError::fail(format!("cannot read random bytes from the OS: {e}")))?;
+    let digest = KeyDigest::of(key.as_bytes()).to_configured();
+    Ok(vec![key, digest])
+}
+
+fn keys_regen(args: &[String]) -> Result<Output, CliError> {
+    const CMD: &str = "aml-auth keys regen";
+    let flags = [
+        Flag::value("--config"),
+        Flag::value("--service"),
+        Flag::switch("--hashed"),
+        Flag::value("--envoy-ecds"),
+    ];
+    let Some(p) = parse_or_help(args, &flags, CMD)? else {
+        return help(REGEN_USAGE);
+    };
+    let usage = CliError::usage(CMD);
+    let slot = match p.positionals.first().map(String::as_str) {
+        Some("primary") => KeySlot::Primary,
+        Some("secondary") => KeySlot::Secondary,
+        Some(other) => {
+            return Err(usage(format!(
+                "which key: expected `primary` or `secondary`, found `{other}`"
+            )))
+        }
+        None => return Err(usage("which key: expected `primary` or `secondary`".into())),
+    };
+    p.at_most_positionals(1).map_err(&usage)?;
+    let config = p.required("--config").map_err(&usage)?;
+    let service = p.value("--service");
+    if service == Some("") {
+        return Err(usage("--service: the name is empty".into()));
+    }
+    let req = keys::Regen {
+        slot,
+        config: Path::new(config),
+        service,
+        hashed: p.switch("--hashed"),
+        envoy_ecds: p.value("--envoy-ecds").map(Path::new),
+    };
+    Ok(vec![keys::regen(&req)?])
+}
+
+fn keys_list(args: &[String]) -> Result<Output, CliError> {
+    const CMD: &str = "aml-auth keys list";
+    let Some(p) = parse_or_help(args, &[Flag::value("--config")], CMD)? else {
+        return help(LIST_USAGE);
+    };
+    p.at_most_positionals(0).map_err(CliError::usage(CMD))?;
+    let config = p.required("--config").map_err(CliError::usage(CMD))?;
+    keys::list(Path::new(config))
+}
+
+fn token_issue(args: &[String]) -> Result<Output, CliError> {
+    const CMD: &str = "aml-auth token issue";
+    let flags = [
+        Flag::value("--signing-key"),
+        Flag::value("--issuer"),
+        Flag::value("--audience"),
+        Flag::value("--ttl"),
+        Flag::repeated("--claim"),
+        Flag::repeated("--claim-json"),
+        Flag::value("--kid"),
+        Flag::value("--alg"),
+        Flag::value("--subject"),
+    ];
+    let Some(p) = parse_or_help(args, &flags, CMD)? else {
+        return help(ISSUE_USAGE);
+    };
+    let usage = CliError::usage(CMD);
+    p.at_most_positionals(0).map_err(&usage)?;
+    let non_empty = |flag: &str| -> Result<Option<&str>, CliError> {
+        match p.value(flag) {
+            Some("") => Err(usage(format!("{flag}: the value is empty"))),
+            other => Ok(other),
+        }
+    };
+    let signing_key = p.required("--signing-key").map_err(&usage)?;
+    let issuer = p.required("--issuer").map_err(&usage)?;
+    let audience = p.required("--audience").map_err(&usage)?;
+    let ttl = token::parse_ttl(p.required("--ttl").map_err(&usage)?).map_err(&usage)?;
+    for flag in ["--issuer", "--audience"] {
+        non_empty(flag)?;
+    }
+    let kid = non_empty("--kid")?;
+    let subject = non_empty("--subject")?;
+    let alg = p
+        .value("--alg")
+        .map(token::parse_alg)
+        .transpose()
+        .map_err(&usage)?;
+    let claims = token::parse_claims(&p.all("--claim"), &p.all("--claim-json")).map_err(&usage)?;
+    let req = token::Issue {
+        signing_key: Path::new(signing_key),
+        issuer,
+        audience,
+        ttl,
+        claims,
+        kid,
+        alg,
+        subject,
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| CliError::fail("the system clock is before 1970"))?
+        .as_secs();
+    let now = i64::try_from(now).map_err(|_| CliError::fail("the system clock is out of range"))?;
+    let issued = token::issue(&req, now)?;
+    Ok(vec![
+        issued.token,
+        format!(
+            "refresh_by={} {}",
+            issued.refresh_by,
+            token::rfc3339(issued.refresh_by)
+        ),
+    ])
+}
+
+fn jwks(args: &[String]) -> Result<Output, CliError> {
+    const CMD: &str = "aml-auth jwks";
+    let Some(p) = parse_or_help(args, &[Flag::repeated("--signing-key")], CMD)? else {
+        return help(JWKS_USAGE);
+    };
+    p.at_most_positionals(0).map_err(CliError::usage(CMD))?;
+    let paths: Vec<&Path> = p.all("--signing-key").into_iter().map(Path::new).collect();
+    if paths.is_empty() {
+        return Err(CliError::usage(CMD)("`--signing-key` is required".into()));
+    }
+    let set = token::jwks(&paths)?;
+    let text = serde_json::to_string_pretty(&set).map_err(|e| CliError::fail(e.to_string()))?;
+    Ok(vec![text])
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn run_words(words: &[&str]) -> Result<Output, CliError> {
+        let args: Vec<String> = words.iter().map(|s| s.to_string()).collect();
+        run(&args)
+    }
+
+    #[test]
+    fn every_command_has_help() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["--help"], TOP_USAGE),
+            (&["-h"], TOP_USAGE),
+            (&["help"], TOP_USAGE),
+            (&["keys", "--help"], KEYS_USAGE),
+            (&["keys", "generate", "-h"], GENERATE_USAGE),
+            (&["keys", "regen", "--help"], REGEN_USAGE),
+            (
+                &["keys", "regen", "primary", "--config", "x", "-h"],
+                REGEN_USAGE,
+            ),
+            (&["keys", "list", "--help"], LIST_USAGE),
+            (&["token", "-h"], TOKEN_USAGE),
+            (&["token", "issue", "--help"], ISSUE_USAGE),
+            (&["jwks", "--help"], JWKS_USAGE),
+            (&["help", "keys", "regen"], REGEN_USAGE),
+            (&["help", "jwks"], JWKS_USAGE),
+        ];
+        for (words, want) in cases {
+            assert_eq!(run_words(words).unwrap(), [want.trim_end()], "{words:?}");
+        }
+    }
+
+    #[test]
+    fn usage_errors_name_the_command() {
+        let cases: &[(&[&str], &str, &str)] = &[
+            (&[], "aml-auth", "no command"),
+            (&["bogus"], "aml-auth", "unknown command `bogus`"),
+            (&["help", "bogus"], "aml-auth", "no command `bogus`"),
+            (&["keys"], "aml-auth keys", "missing subcommand"),
+            (&["keys", "rotate"], "aml-auth keys", "`keys rotate`"),
+            (
+                &["keys", "generate", "extra"],
+                "aml-auth keys generate",
+                "unexpected argument",
+            ),
+            (
+                &["keys", "regen"],
+                "aml-auth keys regen",
+                "`primary` or `secondary`",
+            ),
+            (
+                &["keys", "regen", "tertiary", "--config", "c"],
+                "aml-auth keys regen",
+                "found `tertiary`",
+            ),
+            (
+                &["keys", "regen", "primary"],
+                "aml-auth keys regen",
+                "`--config` is required",
+            ),
+            (
+                &["keys", "regen", "primary", "secondary", "--config", "c"],
+                "aml-auth keys regen",
+                "unexpected argument `secondary`",
+            ),
+            (
+                &["keys", "regen", "primary", "--config", "c", "--service", ""],
+                "aml-auth keys regen",
+                "--service",
+            ),
+            (
+                &["keys", "regen", "primary", "--config", "c", "--force"],
+                "aml-auth keys regen",
+                "unknown option `--force`",
+            ),
+            (
+                &["keys", "list"],
+                "aml-auth keys list",
+                "`--config` is required",
+            ),
+            (&["token"], "aml-auth token", "missing subcommand"),
+            (&["token", "verify"], "aml-auth token", "`token verify`"),
+            (
+                &[
+                    "token",
+                    "issue",
+                    "--issuer",
+                    "i",
+                    "--audience",
+                    "a",
+                    "--ttl",
+                    "60",
+                ],
+                "aml-auth token issue",
+                "`--signing-key` is required",
+            ),
+            (
+                &[
+                    "token",
+                    "issue",
+                    "--signing-key",
+                    "k",
+                    "--issuer",
+                    "i",
+                    "--audience",
+                    "a",
+                    "--ttl",
+                    "0",
+                ],
+                "aml-auth token issue",
+                "--ttl",
+            ),
+            (
+                &[
+                    "token",
+                    "issue",
+                    "--signing-key",
+                    "k",
+                    "--issuer",
+                    "",
+                    "--audience",
+                    "a",
+                    "--ttl",
+                    "5",
+                ],
+                "aml-auth token issue",
+                "--issuer: the value is empty",
+            ),
+            (
+                &[
+                    "token",
+                    "issue",
+                    "--signing-key",
+                    "k",
+                    "--issuer",
+                    "i",
+                    "--audience",
+                    "a",
+                    "--ttl",
+                    "5",
+                    "--alg",
+                    "none",
+                ],
+                "aml-auth token issue",
+                "unsupported algorithm",
+            ),
+            (
+                &[
+                    "token",
+                    "issue",
+                    "--signing-key",
+                    "k",
+                    "--issuer",
+                    "i",
+                    "--audience",
+                    "a",
+                    "--ttl",
+                    "5",
+                    "--claim",
+                    "exp=1",
+                ],
+                "aml-auth token issue",
+                "cannot be overridden",
+            ),
+            (&["jwks"], "aml-auth jwks", "`--signing-key` is required"),
+            (&["jwks", "--signing-key"], "aml-auth jwks", "needs a value"),
+        ];
+        for (words, want_command, fragment) in cases {
+            match run_words(words) {
+                Err(CliError::Usage { message, command }) => {
+                    assert_eq!(command, *want_command, "{words:?}");
+                    assert!(message.contains(fragment), "{words:?}: {message}");
+                }
+                other => panic!("{words:?}: expected a usage error, got {other:?}"),
+            }
+        }
+    }
+}

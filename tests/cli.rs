@@ -1,0 +1,989 @@
+//! `aml-auth` end to end through the built binary: every command, its output format, its
+//! refusals (which must leave files untouched) and tokens checked by the filter's own verifier.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use aml_auth_filter::config::{self, AuthMode, FilterConfig};
+use aml_auth_filter::jwks::parse_jwks;
+use aml_auth_filter::jwt::{verify, TokenPolicy};
+use aml_auth_filter::keys::{KeyDigest, KeySlot};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use serde_json::{json, Value};
+
+use common::{repo_root, scratch_dir, unix_now};
+
+/// Runs the binary with `args` and extra environment variables (and none starting `AML_TEST`
+/// inherited from the test runner).
+fn cli_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_aml-auth"));
+    cmd.args(args);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AML_TEST") {
+            cmd.env_remove(k);
+        }
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn cli(args: &[&str]) -> Output {
+    cli_env(args, &[])
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8(out.stderr.clone()).unwrap()
+}
+
+fn assert_ok(out: &Output) {
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(out));
+}
+
+fn assert_refused(out: &Output, code: i32, fragment: &str) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stdout: {}\nstderr: {}",
+        stdout(out),
+        stderr(out)
+    );
+    assert!(out.stdout.is_empty(), "stdout on failure: {}", stdout(out));
+    assert!(
+        stderr(out).contains(fragment),
+        "stderr lacks {fragment:?}: {}",
+        stderr(out)
+    );
+}
+
+fn data(name: &str) -> String {
+    repo_root()
+        .join("tests/data")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    fs::write(&path, text).unwrap();
+    path
+}
+
+fn read(path: &Path) -> String {
+    fs::read_to_string(path).unwrap()
+}
+
+/// The files in `dir`, to show no temporary file is left behind.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The new key: the last line of stdout.
+fn last_line(out: &Output) -> String {
+    stdout(out).lines().last().unwrap().to_string()
+}
+
+fn parse_config(text: &str) -> FilterConfig {
+    config::parse(text.as_bytes(), &|_| None).unwrap()
+}
+
+fn slot_of(cfg: &FilterConfig, service: Option<&str>, key: &str) -> Option<KeySlot> {
+    let policy = match service {
+        None => &cfg.default_policy,
+        Some(name) => {
+            &cfg.services
+                .iter()
+                .find(|s| s.policy.name == name)
+                .unwrap()
+                .policy
+        }
+    };
+    match &policy.mode {
+        AuthMode::Key(pair) => pair.check(key.as_bytes()),
+        other => panic!("not key mode: {other:?}"),
+    }
+}
+
+/// Everything but the replaced value must be byte-for-byte the same: cutting the old JSON
+/// string out of `before` and the new one out of `after` gives the same text.
+fn assert_only_value_changed(before: &str, after: &str, old_literal: &str, new_value: &str) {
+    let new_literal = format!("\"{new_value}\"");
+    assert_eq!(
+        before.matches(old_literal).count(),
+        1,
+        "old value must be unique in {before}"
+    );
+    assert_eq!(
+        after.matches(&new_literal).count(),
+        1,
+        "new value must appear once in {after}"
+    );
+    let at = before.find(old_literal).unwrap();
+    assert_eq!(after.find(&new_literal), Some(at));
+    assert_eq!(
+        before.replacen(old_literal, "", 1),
+        after.replacen(&new_literal, "", 1)
+    );
+}
+
+const CONFIG: &str = r#"{
+  "realm": "models",
+  "primary_key": "top-primary-OLD",
+  "secondary_key"   :   "top-secondary-OLD",
+  "services": [
+    {
+      "name": "churn", "path_prefix": "/api/v1/service/churn/",
+      "primary_key": "churn-primary-OLD",
+      "secondary_key": "churn-secondary-OLD"
+    },
+    {"name":"fraud","path_prefix":"/api/v1/service/fraud/","hosts":["models.contoso.com"],
+     "primary_key":"fraud-\u0070rimary-OLD"},
+    {
+        "name": "naïve-free",
+        "path_prefix": "/api/v1/service/plain/"
+    }
+  ]
+}
+"#;
+
+#[test]
+fn keys_generate_prints_a_key_and_its_digest() {
+    let out = cli(&["keys", "generate"]);
+    assert_ok(&out);
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0].len(), 43);
+    assert_eq!(lines[1], KeyDigest::of(lines[0].as_bytes()).to_configured());
+}
+
+#[test]
+fn regen_top_level_primary_and_secondary_touch_only_their_value() {
+    let dir = scratch_dir("cli-regen-top");
+    let path = write(&dir, "config.json", &CONFIG.replace("naïve-free", "plain"));
+    for (slot, old) in [
+        ("primary", "\"top-primary-OLD\""),
+        ("secondary", "\"top-secondary-OLD\""),
+    ] {
+        let before = read(&path);
+        let out = cli(&["keys", "regen", slot, "--config", path.to_str().unwrap()]);
+        assert_ok(&out);
+        assert_eq!(stdout(&out).lines().count(), 1);
+        let key = last_line(&out);
+        let after = read(&path);
+        assert_only_value_changed(&before, &after, old, &key);
+        let cfg = parse_config(&after);
+        let want = if slot == "primary" {
+            KeySlot::Primary
+        } else {
+            KeySlot::Secondary
+        };
+        assert_eq!(slot_of(&cfg, None, &key), Some(want));
+        assert_eq!(
+            slot_of(&cfg, Some("plain"), &key),
+            Some(want),
+            "plain inherits the top-level key"
+        );
+        assert_eq!(slot_of(&cfg, Some("churn"), &key), None);
+    }
+    assert_eq!(listing(&dir), ["config.json"]);
+}
+
+#[test]
+fn regen_per_service_hashed_stores_the_digest_and_prints_the_key() {
+    let dir = scratch_dir("cli-regen-service");
+    let path = write(&dir, "config.json", &CONFIG.replace("naïve-free", "plain"));
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+    let cases = [
+        (
+            "churn",
+            "secondary",
+            "\"churn-secondary-OLD\"",
+            KeySlot::Secondary,
+        ),
+        (
+            "fraud",
+            "primary",
+            "\"fraud-\\u0070rimary-OLD\"",
+            KeySlot::Primary,
+        ),
+    ];
+    for (service, slot, old, want) in cases {
+        let before = read(&path);
+        let out = cli(&[
+            "keys",
+            "regen",
+            slot,
+            "--config",
+            path.to_str().unwrap(),
+            "--service",
+            service,
+            "--hashed",
+        ]);
+        assert_ok(&out);
+        let key = last_line(&out);
+        let after = read(&path);
+        assert!(!after.contains(&key), "--hashed must not store the key");
+        let digest = KeyDigest::of(key.as_bytes()).to_configured();
+        assert_only_value_changed(&before, &after, old, &digest);
+        let cfg = parse_config(&after);
+        assert_eq!(slot_of(&cfg, Some(service), &key), Some(want));
+        assert_eq!(slot_of(&cfg, None, &key), None);
+        assert!(stderr(&out).contains(&format!("`{service}`")));
+    }
+    assert_eq!(
+        fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o640
+    );
+    assert_eq!(listing(&dir), ["config.json"]);
+}
+
+#[test]
+fn regen_for_an_inheriting_service_adds_its_own_key() {
+    let dir = scratch_dir("cli-regen-inherit");
+    let path = write(&dir, "config.json", CONFIG);
+    let before = read(&path);
+    let out = cli(&[
+        "keys",
+        "regen",
+        "secondary",
+        "--config",
+        path.to_str().unwrap(),
+        "--service",
+        "naïve-free",
+    ]);
+    assert_refused(&out, 1, "services[2].name");
+    assert_eq!(
+        read(&path),
+        before,
+        "the parser refuses the name, so nothing is written"
+    );
+
+    let path = write(&dir, "config.json", &CONFIG.replace("naïve-free", "plain"));
+    let before = read(&path);
+    let out = cli(&[
+        "keys",
+        "regen",
+        "secondary",
+        "--config",
+        path.to_str().unwrap(),
+        "--service",
+        "plain",
+    ]);
+    assert_ok(&out);
+    assert!(
+        stderr(&out).contains("no longer inherits"),
+        "{}",
+        stderr(&out)
+    );
+    let key = last_line(&out);
+    let after = read(&path);
+    let inserted = format!(",\n        \"secondary_key\": \"{key}\"");
+    assert_eq!(after.replacen(&inserted, "", 1), before);
+    let cfg = parse_config(&after);
+    assert_eq!(slot_of(&cfg, Some("plain"), &key), Some(KeySlot::Secondary));
+    assert_eq!(
+        slot_of(&cfg, Some("plain"), "top-primary-OLD"),
+        Some(KeySlot::Primary)
+    );
+    assert_eq!(slot_of(&cfg, None, &key), None);
+}
+
+#[test]
+fn regen_refusals_leave_the_file_untouched() {
+    let dir = scratch_dir("cli-regen-refuse");
+    let good = CONFIG.replace("naïve-free", "plain");
+    let cases: &[(&str, &[&str], i32, &str)] = &[
+        (
+            &good,
+            &["primary", "--service", "nope"],
+            1,
+            "no service named `nope`",
+        ),
+        (
+            r#"{"primary_key":"env:AML_TEST_PRIMARY","secondary_key":"s"}"#,
+            &["primary"],
+            1,
+            "environment variable AML_TEST_PRIMARY",
+        ),
+        (
+            r#"{"primary_key":"env:AML_TEST_PRIMARY","secondary_key":"s"}"#,
+            &["secondary"],
+            1,
+            "AML_TEST_PRIMARY is not set in the Wasm VM (vm_config.environment_variables / vmConfig.env) (aml-auth checks env: keys against its own environment",
+        ),
+        (
+            r#"{"primary_key":"p","colour":"red"}"#,
+            &["primary"],
+            1,
+            "field `colour`",
+        ),
+        (
+            r#"{"primary_key":"p","token_auth_enabled":true}"#,
+            &["secondary"],
+            1,
+            "token_auth_enabled",
+        ),
+        (
+            r#"{"primary_key":"p""#,
+            &["primary"],
+            1,
+            "not valid JSON at line 1",
+        ),
+        (
+            r#"{"primary_key":"p","primary_key":"q"}"#,
+            &["primary"],
+            1,
+            "more than once",
+        ),
+        (&good, &["tertiary"], 2, "found `tertiary`"),
+        (
+            &good,
+            &["primary", "--force"],
+            2,
+            "unknown option `--force`",
+        ),
+        (
+            &good,
+            &["primary", "--service"],
+            2,
+            "`--service` needs a value",
+        ),
+    ];
+    for (text, args, code, fragment) in cases {
+        let path = write(&dir, "config.json", text);
+        let mut all = vec!["keys", "regen"];
+        all.extend_from_slice(args);
+        all.extend(["--config", path.to_str().unwrap()]);
+        let out = cli(&all);
+        assert_refused(&out, *code, fragment);
+        assert_eq!(read(&path), *text, "{args:?}");
+        assert_eq!(listing(&dir), ["config.json"], "{args:?}");
+    }
+    let missing = dir.join("missing.json");
+    let out = cli(&[
+        "keys",
+        "regen",
+        "primary",
+        "--config",
+        missing.to_str().unwrap(),
+    ]);
+    assert_refused(&out, 1, "missing.json");
+    let out = cli(&["keys", "regen", "primary"]);
+    assert_refused(&out, 2, "`--config` is required");
+}
+
+#[test]
+fn regen_validates_with_the_process_environment() {
+    let dir = scratch_dir("cli-regen-env");
+    let text = r#"{"primary_key":"env:AML_TEST_PRIMARY","secondary_key":"old"}"#;
+    let path = write(&dir, "config.json", text);
+    let out = cli_env(
+        &[
+            "keys",
+            "regen",
+            "secondary",
+            "--config",
+            path.to_str().unwrap(),
+        ],
+        &[("AML_TEST_PRIMARY", "primary-from-env")],
+    );
+    assert_ok(&out);
+    let key = last_line(&out);
+    assert_only_value_changed(text, &read(&path), "\"old\"", &key);
+}
+
+fn ecds_doc(config_text: &str, version: Option<&str>) -> Value {
+    let mut doc = json!({
+        "resources": [{
+            "@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
+            "name": "aml_auth",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+                "config": {
+                    "name": "aml_auth", "root_id": "aml_auth", "failure_policy": "FAIL_RELOAD",
+                    "vm_config": {"runtime": "envoy.wasm.runtime.v8",
+                                  "code": {"local": {"filename": "/etc/envoy/aml_auth_filter.wasm"}}},
+                    "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue",
+                                      "value": config_text}
+                }
+            }
+        }]
+    });
+    if let Some(v) = version {
+        doc["version_info"] = json!(v);
+    }
+    doc
+}
+
+#[test]
+fn regen_rewrites_the_envoy_ecds_file() {
+    let dir = scratch_dir("cli-ecds");
+    let text = CONFIG.replace("naïve-free", "plain");
+    let config = write(&dir, "config.json", &text);
+    for (version, bumped) in [(Some("7"), "8"), (None, "1"), (Some("v2"), "1")] {
+        let before_config = read(&config);
+        let before = ecds_doc(&before_config, version);
+        let ecds = write(
+            &dir,
+            "ecds.json",
+            &serde_json::to_string_pretty(&before).unwrap(),
+        );
+        let out = cli(&[
+            "keys",
+            "regen",
+            "primary",
+            "--config",
+            config.to_str().unwrap(),
+            "--service",
+            "churn",
+            "--envoy-ecds",
+            ecds.to_str().unwrap(),
+        ]);
+        assert_ok(&out);
+        let key = last_line(&out);
+        let new_config = read(&config);
+        assert_only_value_changed(&before_config, &new_config, "\"churn-primary-OLD\"", &key);
+        let after: Value = serde_json::from_str(&read(&ecds)).unwrap();
+        let mut expected = before;
+        expected["version_info"] = json!(bumped);
+        expected["resources"][0]["typed_config"]["config"]["configuration"]["value"] =
+            json!(new_config);
+        assert_eq!(after, expected);
+        assert!(stderr(&out).contains(&format!("version_info {bumped}")));
+        assert_eq!(listing(&dir), ["config.json", "ecds.json"]);
+        let text = read(&config).replace(&format!("\"{key}\""), "\"churn-primary-OLD\"");
+        fs::write(&config, text).unwrap();
+    }
+}
+
+#[test]
+fn regen_refuses_an_ecds_file_without_the_wasm_filter_and_touches_neither_file() {
+    let dir = scratch_dir("cli-ecds-refuse");
+    let text = CONFIG.replace("naïve-free", "plain");
+    let config = write(&dir, "config.json", &text);
+    let mut not_wasm = ecds_doc(&text, Some("3"));
+    not_wasm["resources"][0]["typed_config"] =
+        json!({"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"});
+    let cases = [
+        (
+            not_wasm.to_string(),
+            "no resource whose typed_config is the Wasm filter",
+        ),
+        ("{\"resources\": ".to_string(), "not valid JSON"),
+    ];
+    for (ecds_text, fragment) in cases {
+        let ecds = write(&dir, "ecds.json", &ecds_text);
+        let out = cli(&[
+            "keys",
+            "regen",
+            "secondary",
+            "--config",
+            config.to_str().unwrap(),
+            "--envoy-ecds",
+            ecds.to_str().unwrap(),
+        ]);
+        assert_refused(&out, 1, fragment);
+        assert!(stderr(&out).contains("ecds.json"));
+        assert_eq!(read(&config), text);
+        assert_eq!(read(&ecds), ecds_text);
+        assert_eq!(listing(&dir), ["config.json", "ecds.json"]);
+    }
+    let missing = dir.join("nope.json");
+    let out = cli(&[
+        "keys",
+        "regen",
+        "secondary",
+        "--config",
+        config.to_str().unwrap(),
+        "--envoy-ecds",
+        missing.to_str().unwrap(),
+    ]);
+    assert_refused(&out, 1, "nope.json");
+    assert_eq!(read(&config), text);
+}
+
+#[test]
+fn keys_list_shows_modes_and_storage_but_never_keys() {
+    let dir = scratch_dir("cli-list");
+    let digest = KeyDigest::of(b"hashed-secret").to_configured();
+    let text = format!(
+        r#"{{"primary_key":"plain-secret","secondary_key":"{digest}",
+            "token":{{"issuer":"https://issuer","remote_jwks":{{"cluster":"jwks","uri":"https://jwks.test/keys"}}}},
+            "services":[
+              {{"name":"churn","path_prefix":"/churn/","secondary_key":"env:AML_TEST_SECONDARY"}},
+              {{"name":"fraud","path_prefix":"/fraud/","auth_enabled":false,"token_auth_enabled":true}},
+              {{"name":"open","path_prefix":"/open/","auth_enabled":false,"primary_key":"open-secret"}}]}}"#
+    );
+    let path = write(&dir, "config.json", &text);
+    let out = cli_env(
+        &["keys", "list", "--config", path.to_str().unwrap()],
+        &[("AML_TEST_SECONDARY", "env-secret")],
+    );
+    assert_ok(&out);
+    let printed = stdout(&out);
+    let rows: Vec<Vec<&str>> = printed
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            vec![
+                "default",
+                "-",
+                "key",
+                "primary=plaintext",
+                "secondary=hashed"
+            ],
+            vec![
+                "churn",
+                "/churn/",
+                "key",
+                "primary=inherited",
+                "secondary=env:AML_TEST_SECONDARY"
+            ],
+            vec![
+                "fraud",
+                "/fraud/",
+                "token",
+                "primary=inherited",
+                "secondary=inherited"
+            ],
+            vec![
+                "open",
+                "/open/",
+                "none",
+                "primary=plaintext",
+                "secondary=inherited"
+            ],
+        ]
+    );
+    for secret in [
+        "plain-secret",
+        "hashed-secret",
+        "open-secret",
+        "env-secret",
+        &digest[7..],
+    ] {
+        assert!(
+            !printed.contains(secret) && !stderr(&out).contains(secret),
+            "{secret}"
+        );
+    }
+    let unset = cli(&["keys", "list", "--config", path.to_str().unwrap()]);
+    assert_eq!(
+        stdout(&unset),
+        printed,
+        "env: variables unset in the shell are the proxy's"
+    );
+}
+
+#[test]
+fn keys_list_refuses_invalid_configs_with_the_parser_message() {
+    let dir = scratch_dir("cli-list-refuse");
+    let path = write(&dir, "config.json", r#"{"primary_key":"sha256:abcd"}"#);
+    let out = cli(&["keys", "list", "--config", path.to_str().unwrap()]);
+    assert_refused(
+        &out,
+        1,
+        "invalid plugin configuration: field `primary_key`: `sha256:` must be followed",
+    );
+    let out = cli(&[
+        "keys",
+        "list",
+        "--config",
+        dir.join("none.json").to_str().unwrap(),
+    ]);
+    assert_refused(&out, 1, "none.json");
+    let out = cli(&["keys", "list", "--config", path.to_str().unwrap(), "extra"]);
+    assert_refused(&out, 2, "unexpected argument `extra`");
+}
+
+fn decode_payload(token: &str) -> Value {
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+fn jwks_of(keys: &[&str]) -> Value {
+    let mut args = vec!["jwks".to_string()];
+    for k in keys {
+        args.push("--signing-key".into());
+        args.push(data(k));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = cli(&args);
+    assert_ok(&out);
+    serde_json::from_str(&stdout(&out)).unwrap()
+}
+
+#[test]
+fn token_issue_rs256_and_es256_verify_with_the_filters_own_verifier() {
+    let iss = "https://login.microsoftonline.com/tenant-0000/v2.0";
+    let aud = "https://ml.azure.com";
+    let set = jwks_of(&["rsa-a.pem", "p256-a.pem"]);
+    let keys = parse_jwks(set.to_string().as_bytes()).unwrap();
+    assert!(keys.dropped.is_empty());
+    let policy = TokenPolicy {
+        issuer: iss.into(),
+        audiences: Some(vec![aud.into()]),
+        clock_skew_seconds: 60,
+        max_lifetime_seconds: None,
+        require_expiration: true,
+    };
+    for (pem, alg, ttl) in [
+        ("rsa-a.pem", "RS256", 3600i64),
+        ("p256-a.pem", "ES256", 1000),
+    ] {
+        let before = unix_now();
+        let out = cli(&[
+            "token",
+            "issue",
+            "--signing-key",
+            &data(pem),
+            "--issuer",
+            iss,
+            "--audience",
+            aud,
+            "--ttl",
+            &ttl.to_string(),
+            "--subject",
+            "user-1",
+            "--claim",
+            "role=scorer",
+            "--claim-json",
+            "tier=3",
+        ]);
+        assert_ok(&out);
+        let text = stdout(&out);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        let token = lines[0];
+        let verified = verify(token, &keys.keys, &policy, unix_now()).unwrap();
+        assert_eq!(verified.alg().as_str(), alg);
+        let kid = verified.kid().unwrap().to_string();
+        let jwk_kid = set["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["alg"] == alg)
+            .unwrap()["kid"]
+            .clone();
+        assert_eq!(
+            json!(kid),
+            jwk_kid,
+            "kid defaults to the thumbprint jwks publishes"
+        );
+        let claims = decode_payload(token);
+        let iat = claims["iat"].as_i64().unwrap();
+        assert!(iat >= before && iat <= unix_now());
+        assert_eq!(claims["nbf"], json!(iat));
+        assert_eq!(claims["exp"], json!(iat + ttl));
+        assert_eq!(claims["sub"], "user-1");
+        assert_eq!(claims["role"], "scorer");
+        assert_eq!(claims["tier"], 3);
+        let refresh_by = iat + ttl * 3 / 4;
+        let line = lines[1];
+        let (unix, rfc) = line
+            .strip_prefix("refresh_by=")
+            .unwrap()
+            .split_once(' ')
+            .unwrap();
+        assert_eq!(unix.parse::<i64>().unwrap(), refresh_by);
+        assert_eq!(rfc.len(), 20);
+        assert!(rfc.ends_with('Z') && rfc.as_bytes()[10] == b'T', "{rfc}");
+        let days = refresh_by.div_euclid(86_400);
+        let secs = refresh_by.rem_euclid(86_400);
+        assert_eq!(
+            &rfc[11..19],
+            format!(
+                "{:02}:{:02}:{:02}",
+                secs / 3600,
+                secs % 3600 / 60,
+                secs % 60
+            )
+        );
+        assert!(days > 0);
+    }
+}
+
+#[test]
+fn token_issue_other_algorithms_and_explicit_kid() {
+    let set = jwks_of(&["ed25519-a.pem"]);
+    let out = cli(&[
+        "token",
+        "issue",
+        "--signing-key",
+        &data("ed25519-a.pem"),
+        "--issuer",
+        "i",
+        "--audience",
+        "a",
+        "--ttl",
+        "60",
+    ]);
+    assert_ok(&out);
+    let token = stdout(&out).lines().next().unwrap().to_string();
+    let keys = parse_jwks(set.to_string().as_bytes()).unwrap();
+    let policy = TokenPolicy {
+        issuer: "i".into(),
+        audiences: Some(vec!["a".into()]),
+        clock_skew_seconds: 60,
+        max_lifetime_seconds: Some(60),
+        require_expiration: true,
+    };
+    assert_eq!(
+        verify(&token, &keys.keys, &policy, unix_now())
+            .unwrap()
+            .alg()
+            .as_str(),
+        "EdDSA"
+    );
+
+    let out = cli(&[
+        "token",
+        "issue",
+        "--signing-key",
+        &data("rsa-a.pem"),
+        "--issuer",
+        "i",
+        "--audience",
+        "a",
+        "--ttl",
+        "60",
+        "--alg",
+        "PS256",
+        "--kid",
+        "rotation-2",
+    ]);
+    assert_ok(&out);
+    let token = stdout(&out).lines().next().unwrap().to_string();
+    let header: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(token.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        header,
+        json!({"alg": "PS256", "typ": "JWT", "kid": "rotation-2"})
+    );
+}
+
+#[test]
+fn token_issue_and_jwks_refusals() {
+    let base = |key: &str| {
+        vec![
+            "token".to_string(),
+            "issue".into(),
+            "--signing-key".into(),
+            key.to_string(),
+            "--issuer".into(),
+            "i".into(),
+            "--audience".into(),
+            "a".into(),
+            "--ttl".into(),
+            "60".into(),
+        ]
+    };
+    let rsa = data("rsa-a.pem");
+    let cases: &[(Vec<String>, &[&str], i32, &str)] = &[
+        (
+            base(&rsa),
+            &["--alg", "ES256"],
+            1,
+            "--alg ES256 does not fit the key",
+        ),
+        (base(&data("nope.pem")), &[], 1, "nope.pem"),
+        (
+            base(&data("rsa-1024.pem")),
+            &[],
+            1,
+            "the filter would refuse this key",
+        ),
+        (
+            base(&repo_root().join("Cargo.toml").display().to_string()),
+            &[],
+            1,
+            "not a PKCS#8 PEM private key",
+        ),
+        (
+            base(&rsa),
+            &["--claim", "iss=evil"],
+            2,
+            "cannot be overridden",
+        ),
+        (
+            base(&rsa),
+            &["--claim-json", "exp=1"],
+            2,
+            "cannot be overridden",
+        ),
+        (base(&rsa), &["--claim", "sub=x"], 2, "use --subject"),
+        (
+            base(&rsa),
+            &["--claim", "noequals"],
+            2,
+            "expected NAME=VALUE",
+        ),
+        (base(&rsa), &["--claim-json", "a={"], 2, "not valid JSON"),
+        (
+            base(&rsa),
+            &["--ttl", "5"],
+            2,
+            "`--ttl` given more than once",
+        ),
+        (
+            base(&rsa),
+            &["--alg", "HS256"],
+            2,
+            "unsupported algorithm `HS256`",
+        ),
+        (base(&rsa), &["--kid", ""], 2, "--kid: the value is empty"),
+        (
+            base(&rsa),
+            &["--audiences", "x"],
+            2,
+            "unknown option `--audiences`",
+        ),
+        (base(&rsa)[..8].to_vec(), &[], 2, "`--ttl` is required"),
+    ];
+    for (args, extra, code, fragment) in cases {
+        let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+        all.extend_from_slice(extra);
+        assert_refused(&cli(&all), *code, fragment);
+    }
+    for ttl in ["0", "2592001", "1h"] {
+        let mut all = base(&rsa);
+        all[9] = ttl.to_string();
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        assert_refused(&cli(&all), 2, "--ttl");
+    }
+    let mut all = base(&rsa);
+    all[9] = "2592000".into();
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    assert_ok(&cli(&all));
+
+    assert_refused(
+        &cli(&["jwks", "--signing-key", &rsa, "--signing-key", &rsa]),
+        1,
+        "holds the same key as",
+    );
+    assert_refused(
+        &cli(&["jwks", "--signing-key", &data("rsa-1024.pem")]),
+        1,
+        "rsa-1024.pem",
+    );
+    assert_refused(&cli(&["jwks"]), 2, "`--signing-key` is required");
+}
+
+#[test]
+fn jwks_publishes_each_key_with_thumbprint_kid_use_and_alg() {
+    let set = jwks_of(&["rsa-a.pem", "rsa-b.pem", "p256-a.pem", "ed25519-a.pem"]);
+    let keys = set["keys"].as_array().unwrap();
+    let algs: Vec<&str> = keys.iter().map(|k| k["alg"].as_str().unwrap()).collect();
+    assert_eq!(algs, ["RS256", "RS256", "ES256", "EdDSA"]);
+    for (jwk, pem) in keys
+        .iter()
+        .zip(["rsa-a.pem", "rsa-b.pem", "p256-a.pem", "ed25519-a.pem"])
+    {
+        assert_eq!(jwk["use"], "sig");
+        assert_eq!(jwk["kid"], json!(common::signing_key(pem).thumbprint()));
+        for private in ["d", "p", "q", "dp", "dq", "qi"] {
+            assert!(jwk.get(private).is_none(), "{pem} leaks {private}");
+        }
+    }
+    assert_eq!(
+        parse_jwks(set.to_string().as_bytes()).unwrap().keys.len(),
+        4
+    );
+}
+
+#[test]
+fn every_command_has_help_on_stdout() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--help"], "usage: aml-auth <command>"),
+        (&["-h"], "usage: aml-auth <command>"),
+        (&["help"], "usage: aml-auth <command>"),
+        (&["help", "keys", "regen"], "usage: aml-auth keys regen"),
+        (
+            &["keys", "--help"],
+            "usage: aml-auth keys <generate|regen|list>",
+        ),
+        (
+            &["keys", "generate", "--help"],
+            "usage: aml-auth keys generate",
+        ),
+        (&["keys", "regen", "-h"], "usage: aml-auth keys regen"),
+        (
+            &[
+                "keys",
+                "regen",
+                "primary",
+                "--config",
+                "/nonexistent",
+                "--help",
+            ],
+            "usage: aml-auth keys regen",
+        ),
+        (&["keys", "list", "--help"], "usage: aml-auth keys list"),
+        (&["token", "--help"], "usage: aml-auth token issue"),
+        (&["token", "issue", "-h"], "usage: aml-auth token issue"),
+        (&["jwks", "--help"], "usage: aml-auth jwks"),
+    ];
+    for (args, start) in cases {
+        let out = cli(args);
+        assert_ok(&out);
+        assert!(
+            stdout(&out).starts_with(start),
+            "{args:?}: {}",
+            stdout(&out)
+        );
+        assert!(out.stderr.is_empty(), "{args:?}");
+    }
+}
+
+#[test]
+fn usage_errors_exit_2_with_a_hint() {
+    let cases: &[(&[&str], &str)] = &[
+        (&[], "no command given"),
+        (&["rotate"], "unknown command `rotate`"),
+        (&["keys"], "missing subcommand"),
+        (
+            &["keys", "generate", "--hashed"],
+            "unknown option `--hashed`",
+        ),
+        (&["keys", "make"], "unknown subcommand `keys make`"),
+        (&["keys", "list", "--config"], "`--config` needs a value"),
+        (&["token", "sign"], "unknown subcommand `token sign`"),
+        (&["jwks", "--key", "x"], "unknown option `--key`"),
+        (&["help", "nope"], "no command `nope`"),
+    ];
+    for (args, fragment) in cases {
+        let out = cli(args);
+        assert_refused(&out, 2, fragment);
+        assert!(stderr(&out).contains("--help` for usage"), "{args:?}");
+    }
+}
