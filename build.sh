@@ -153,6 +153,7 @@ cmd_test() {
 
 cmd_demo() {
   command -v curl >/dev/null || apt_install curl
+  command -v openssl >/dev/null || apt_install openssl
   ensure_envoy
   cmd_wasm
   cargo build --quiet --release --bin aml-auth

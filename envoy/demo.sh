@@ -82,7 +82,7 @@ SECONDARY_KEY=$SECONDARY_KEY
 TOKEN_SCORING_URI=$TOKEN_SCORING_URI
 TOKEN=$TOKEN
 TOKEN_ES256=$TOKEN_ES256
-TOKEN_REFRESH_BY='$TOKEN_REFRESH_BY'
+TOKEN_REFRESH_BY='${TOKEN_REFRESH_BY#refresh_by=}'
 # Paste these (200 with a key or token, 401 without):
 curl -s -w ' %{http_code}\n' -H 'Authorization: Bearer $PRIMARY_KEY' -H 'Content-Type: application/json' -d '$BODY' $SCORING_URI
 curl -s -w ' %{http_code}\n' -H 'Authorization: Bearer $SECONDARY_KEY' -H 'Content-Type: application/json' -d '$BODY' $SCORING_URI
