@@ -821,3 +821,78 @@ pub fn filter_with_clusters(
         clusters,
     )
 }
+
+// ---------------------------------------------------------------------------------------------
+// ECDS
+
+/// Writes an ECDS resource file carrying the filter with this plugin configuration text into
+/// `dir/ecds/aml_auth.json`, and returns the HTTP filter entry that discovers it from that
+/// watched directory, with the file's path.
+pub fn ecds_filter(dir: &Path, plugin_config_text: &str) -> (Value, PathBuf) {
+    let watched = dir.join("ecds");
+    std::fs::create_dir_all(&watched).unwrap();
+    let mut typed_config = wasm_filter(&json!({}))["typed_config"].clone();
+    typed_config["config"]["configuration"]["value"] = json!(plugin_config_text);
+    let ecds = watched.join("aml_auth.json");
+    let resource = json!({
+        "version_info": "1",
+        "resources": [{
+            "@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
+            "name": "aml_auth",
+            "typed_config": typed_config
+        }]
+    });
+    std::fs::write(&ecds, serde_json::to_vec_pretty(&resource).unwrap()).unwrap();
+    let filter = json!({
+        "name": "aml_auth",
+        "config_discovery": {
+            "config_source": {"path_config_source": {
+                "path": ecds,
+                "watched_directory": {"path": watched}
+            }},
+            "type_urls": ["type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"]
+        }
+    });
+    (filter, ecds)
+}
+
+/// One keep-alive HTTP/1.1 connection, for clients that must never be dropped.
+pub struct KeepAlive {
+    reader: BufReader<TcpStream>,
+}
+
+impl KeepAlive {
+    /// Connects.
+    pub fn connect(addr: SocketAddr) -> std::io::Result<KeepAlive> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        Ok(KeepAlive {
+            reader: BufReader::new(stream),
+        })
+    }
+
+    /// Sends one GET on this connection and reads its response.
+    pub fn get(&mut self, path: &str, headers: &[(&str, &str)]) -> Result<Response, String> {
+        let mut out = format!("GET {path} HTTP/1.1\r\nhost: test.local\r\n");
+        for (n, v) in headers {
+            out.push_str(&format!("{n}: {v}\r\n"));
+        }
+        out.push_str("\r\n");
+        self.reader
+            .get_mut()
+            .write_all(out.as_bytes())
+            .map_err(|e| e.to_string())?;
+        let (status_line, headers) = read_head(&mut self.reader).ok_or("connection closed")?;
+        let status = status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("bad status line {status_line:?}"))?;
+        let body = read_body(&mut self.reader, &headers, false).ok_or("bad body")?;
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
+    }
+}
