@@ -313,3 +313,45 @@ fn shipped_envoy_configs_validate() {
     }
     assert!(seen >= 1, "no Envoy configs found in envoy/");
 }
+
+#[test]
+fn shipped_ecds_resource_loads_in_envoy() {
+    let dir = repo_root().join("envoy");
+    let resource: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("ecds/aml_auth.json")).unwrap()).unwrap();
+    let mut typed_config = resource["resources"][0]["typed_config"].clone();
+    assert_eq!(typed_config["config"]["failure_policy"], "FAIL_RELOAD");
+    let plugin_config = typed_config["config"]["configuration"]["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let shipped_plugin_config = std::fs::read_to_string(dir.join("plugin-config.json")).unwrap();
+    assert_eq!(
+        plugin_config, shipped_plugin_config,
+        "run envoy/make-ecds.py after editing plugin-config.json"
+    );
+    typed_config["config"]["vm_config"]["code"]["local"]["filename"] = json!(wasm_path());
+    let filter = json!({"name": "aml_auth", "typed_config": typed_config});
+    let upstream = Server::upstream();
+    let config = bootstrap(
+        vec![listener("main", vec![filter], vec![route_to("model")])],
+        vec![
+            cluster("model", upstream.addr),
+            cluster("workspace", upstream.addr),
+        ],
+    );
+    let path = scratch_dir("shipped-ecds").join("envoy.json");
+    std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
+    let out = std::process::Command::new(envoy_bin())
+        .args(["--mode", "validate", "--disable-hot-restart", "-c"])
+        .arg(&path)
+        .env("AML_DEMO_PRIMARY_KEY", "validate-primary")
+        .env("AML_DEMO_SECONDARY_KEY", "validate-secondary")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the shipped ECDS resource failed validation:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
