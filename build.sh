@@ -148,7 +148,7 @@ cmd_test() {
   cargo clippy --quiet --lib --bins -- -D warnings
   cargo clippy --quiet --lib --release --target "$WASM_TARGET" -- -D warnings
   log "cargo test (unit tests, then integration tests against Envoy $ENVOY_VERSION)"
-  AML_ENVOY="$ENVOY" AML_WASM="$WASM" cargo test --all-targets
+  AML_ENVOY="$ENVOY" AML_WASM="$WASM" cargo test --all-targets --no-fail-fast
 }
 
 cmd_demo() {

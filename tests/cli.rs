@@ -535,7 +535,8 @@ fn keys_list_shows_modes_and_storage_but_never_keys() {
             "services":[
               {{"name":"churn","path_prefix":"/churn/","secondary_key":"env:AML_TEST_SECONDARY"}},
               {{"name":"fraud","path_prefix":"/fraud/","auth_enabled":false,"token_auth_enabled":true}},
-              {{"name":"open","path_prefix":"/open/","auth_enabled":false,"primary_key":"open-secret"}}]}}"#
+              {{"name":"vip","path_prefix":"/vip/","primary_key":"open-secret"}},
+              {{"name":"open","path_prefix":"/open/","auth_enabled":false}}]}}"#
     );
     let path = write(&dir, "config.json", &text);
     let out = cli_env(
@@ -573,10 +574,17 @@ fn keys_list_shows_modes_and_storage_but_never_keys() {
                 "secondary=inherited"
             ],
             vec![
+                "vip",
+                "/vip/",
+                "key",
+                "primary=plaintext",
+                "secondary=inherited"
+            ],
+            vec![
                 "open",
                 "/open/",
                 "none",
-                "primary=plaintext",
+                "primary=inherited",
                 "secondary=inherited"
             ],
         ]
