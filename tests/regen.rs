@@ -146,6 +146,10 @@ fn regeneration_under_load_never_fails_a_valid_client() {
         "the old primary was not refused within 2 s of regen ({:?})",
         issued.elapsed()
     );
+    eprintln!(
+        "primary regen applied {:?} after the command",
+        issued.elapsed()
+    );
 
     key_client.switch_to(&new_primary);
     let issued = Instant::now();
@@ -159,6 +163,10 @@ fn regeneration_under_load_never_fails_a_valid_client() {
         "the old secondary was not refused within 2 s of regen ({:?})",
         issued.elapsed()
     );
+    eprintln!(
+        "secondary regen applied {:?} after the command",
+        issued.elapsed()
+    );
     let during = upstream.count();
     assert!(
         wait_until(DEADLINE, || upstream.count() > during + 50),
@@ -168,6 +176,7 @@ fn regeneration_under_load_never_fails_a_valid_client() {
     let (key_sent, key_failures) = key_client.finish();
     let (token_sent, token_failures) = token_client.finish();
     assert!(key_sent > 0 && token_sent > 0);
+    eprintln!("key client sent {key_sent}, token client sent {token_sent} on one connection each");
     assert!(
         key_failures.is_empty(),
         "{} of {key_sent} key requests failed: {:?}",
