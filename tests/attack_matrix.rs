@@ -715,3 +715,30 @@ fn fault_matrix() {
         envoy.log_tail(30)
     );
 }
+
+/// The README's security table lists every row of the matrix (so the table and the tests cannot drift).
+#[test]
+fn readme_security_table_lists_every_row() {
+    let kit = Kit::new();
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let rows = [
+        key_mode_rows(&kit),
+        token_header_rows(&kit),
+        structure_rows(&kit),
+        header_rows(&kit, "http://attacker"),
+        signature_rows(&kit),
+        claim_rows(&kit),
+    ];
+    let missing: Vec<String> = rows
+        .iter()
+        .flatten()
+        .map(|r| r.name.clone())
+        .chain(bad_keys(&kit).iter().map(|b| b.name.to_string()))
+        .filter(|name| !readme.contains(&format!("| {name} |")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "rows missing from the README security table:\n{}",
+        missing.join("\n")
+    );
+}
