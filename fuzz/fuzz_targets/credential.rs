@@ -22,7 +22,10 @@ fuzz_target!(|data: &[u8]| {
         .filter_map(|line| {
             let colon = line.iter().position(|&b| b == b':')?;
             let (name, value) = line.split_at(colon);
-            Some((std::str::from_utf8(name).ok()?, value.get(1..).unwrap_or_default()))
+            Some((
+                std::str::from_utf8(name).ok()?,
+                value.get(1..).unwrap_or_default(),
+            ))
         })
         .collect();
     if let Ok(c) = extract(lines.iter().copied()) {
