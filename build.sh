@@ -139,6 +139,88 @@ validate_shipped_configs() {
   return $failed
 }
 
+# Fuzzing (cargo-fuzz on nightly; targets in fuzz/fuzz_targets, seeds from examples/fuzz_seeds.rs).
+FUZZ_TARGETS=(jwt_verify jwt_json jwks_parse config_parse credential)
+
+have_fuzz_tools() {
+  command -v rustup >/dev/null 2>&1 \
+    && rustup toolchain list 2>/dev/null | grep -q '^nightly' \
+    && cargo +nightly fuzz --version >/dev/null 2>&1
+}
+
+# Installs what fuzzing needs when missing (measured on the 2-core dev box: cargo-fuzz ~3.5 min,
+# the first `cargo fuzz build` ~5 min).
+ensure_fuzz_tools() {
+  command -v rustup >/dev/null || die "fuzzing needs rustup (for the nightly toolchain)"
+  if ! rustup toolchain list | grep -q '^nightly'; then
+    log "installing the nightly toolchain (rustup, minimal profile)"
+    rustup toolchain install nightly --profile minimal >/dev/null
+  fi
+  if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+    log "installing cargo-fuzz (cargo install --locked, a few minutes)"
+    cargo install cargo-fuzz --locked --quiet
+  fi
+}
+
+fuzz_seeds() {
+  log "writing the fuzz seed corpus into fuzz/corpus/"
+  cargo run --quiet --example fuzz_seeds -- "$ROOT/fuzz/corpus" >&2
+}
+
+# Runs one target: $1 target, then libFuzzer arguments. Inputs: the seed corpus (grown by the
+# run) and the committed regression inputs in fuzz/regressions/<target> (read only).
+fuzz_run() {
+  local target="$1"; shift
+  local dirs=("fuzz/corpus/$target")
+  [ -d "fuzz/regressions/$target" ] && dirs+=("fuzz/regressions/$target")
+  mkdir -p "fuzz/corpus/$target"
+  cargo +nightly fuzz run --debug-assertions "$target" "${dirs[@]}" -- -max_len=12000 "$@"
+}
+
+cmd_fuzz() {
+  ensure_rust
+  ensure_fuzz_tools
+  local seconds="${FUZZ_SECONDS:-60}" target out runs summary=()
+  fuzz_seeds
+  for target in "${FUZZ_TARGETS[@]}"; do
+    log "fuzzing $target for ${seconds}s"
+    out=$(mktemp)
+    if ! fuzz_run "$target" -max_total_time="$seconds" -print_final_stats=1 2>"$out"; then
+      tail -40 "$out" >&2
+      die "fuzz target $target crashed: the input is in fuzz/artifacts/$target/ (make it a regression test)"
+    fi
+    runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$out" | tail -1)
+    summary+=("$target: ${runs:-?} executions in ${seconds}s, corpus $(find "fuzz/corpus/$target" -type f | wc -l) inputs")
+    rm -f "$out"
+  done
+  printf '%s\n' "${summary[@]}" | while read -r line; do log "$line"; done
+}
+
+# Part of `./build.sh test`: the fuzz targets must compile, and replay their seeds and
+# regression inputs once. A fresh machine installs nightly and cargo-fuzz first (minutes, once);
+# AML_SKIP_FUZZ_BUILD=1 skips this step, loudly.
+build_fuzz_targets() {
+  if [ "${AML_SKIP_FUZZ_BUILD:-0}" = 1 ]; then
+    printf '\n!!!!!!!! FUZZ TARGETS NOT BUILT (AML_SKIP_FUZZ_BUILD=1) !!!!!!!!\n\n' >&2
+    return 0
+  fi
+  have_fuzz_tools || ensure_fuzz_tools
+  log "building the fuzz targets (cargo +nightly fuzz build) and replaying seeds and regressions"
+  cargo +nightly fuzz build --debug-assertions >/dev/null 2>&1 || cargo +nightly fuzz build --debug-assertions
+  fuzz_seeds
+  local target
+  for target in "${FUZZ_TARGETS[@]}"; do
+    fuzz_run "$target" -runs=0 2>/dev/null || { fuzz_run "$target" -runs=0 2>&1 | tail -30 >&2; die "fuzz target $target fails on its seeds/regressions"; }
+  done
+}
+
+cmd_soak() {
+  ensure_envoy
+  cmd_wasm
+  log "soak: ${SOAK_REQUESTS:-1000000} mixed requests against Envoy $ENVOY_VERSION (minutes)"
+  AML_ENVOY="$ENVOY" AML_WASM="$WASM" cargo test --test soak -- --ignored --nocapture
+}
+
 cmd_test() {
   ensure_envoy
   cmd_wasm
@@ -149,6 +231,7 @@ cmd_test() {
   cargo clippy --quiet --lib --release --target "$WASM_TARGET" -- -D warnings
   log "cargo test (unit tests, then integration tests against Envoy $ENVOY_VERSION)"
   AML_ENVOY="$ENVOY" AML_WASM="$WASM" cargo test --all-targets --no-fail-fast
+  build_fuzz_targets
 }
 
 cmd_demo() {
@@ -168,6 +251,8 @@ usage: ./build.sh <command>
   test   all tests: unit, Envoy config validation, integration against a real Envoy
   demo   run Envoy with the filter in front of a demo scoring endpoint (Ctrl-C to stop)
   cli    build the aml-auth command-line tool and print its path
+  fuzz   run every fuzz target for FUZZ_SECONDS (default 60) each; installs nightly and cargo-fuzz
+  soak   one million mixed requests against a real Envoy (SOAK_REQUESTS to change), minutes
 EOF
 }
 
@@ -177,6 +262,8 @@ case "${1:-help}" in
   test) cmd_test ;;
   demo) cmd_demo ;;
   cli) cmd_cli ;;
+  fuzz) cmd_fuzz ;;
+  soak) cmd_soak ;;
   help|-h|--help) usage ;;
   *) usage >&2; exit 2 ;;
 esac

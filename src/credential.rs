@@ -1,4 +1,7 @@
 //! Credential extraction: the one Bearer credential of a request, or the precise reason there is none.
+// Untrusted lengths and numbers flow through this module: every arithmetic operation is
+// checked, saturating or provably in range (clippy::arithmetic_side_effects is denied here).
+#![deny(clippy::arithmetic_side_effects)]
 
 use crate::keys::is_token68;
 use crate::status::Denial;
@@ -86,7 +89,7 @@ fn trim_ows(value: &[u8]) -> &[u8] {
     let end = value
         .iter()
         .rposition(|&c| c != b' ' && c != b'\t')
-        .map_or(start, |i| i + 1);
+        .map_or(start, |i| i.saturating_add(1));
     value.get(start..end).unwrap_or_default()
 }
 

@@ -12,6 +12,9 @@
 //!   same kid are dropped (a dropped key never claims a kid);
 //! - at most [`MAX_KEYS`] entries of `keys` are examined; the rest are skipped without being
 //!   decoded into values and reported as one [`DropReason::TooManyKeys`] entry.
+// Untrusted lengths and numbers flow through this module: every arithmetic operation is
+// checked, saturating or provably in range (clippy::arithmetic_side_effects is denied here).
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::collections::HashMap;
 use std::fmt;
@@ -525,16 +528,18 @@ const ROCA_PRIMES: [u32; 38] = [
 /// Whether the big-endian modulus carries the ROCA fingerprint (its factors are recoverable).
 fn has_roca_fingerprint(n_be: &[u8]) -> bool {
     ROCA_PRIMES.iter().all(|&p| {
-        let residue = n_be
-            .iter()
-            .fold(0_u32, |acc, b| (acc * 256 + u32::from(*b)) % p);
-        let generator = 65_537 % p;
+        let residue = n_be.iter().fold(0_u32, |acc, b| {
+            (acc.wrapping_shl(8) | u32::from(*b))
+                .checked_rem(p)
+                .unwrap_or(0)
+        });
+        let generator = 65_537_u32.checked_rem(p).unwrap_or(0);
         let mut power = 1_u32;
         for _ in 0..p {
             if power == residue {
                 return true;
             }
-            power = power * generator % p;
+            power = power.wrapping_mul(generator).checked_rem(p).unwrap_or(0);
         }
         false
     })

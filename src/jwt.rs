@@ -13,6 +13,9 @@
 //!
 //! An audience mismatch is only reported once the signature has verified: a forged token never
 //! earns the 403 answer.
+// Untrusted lengths and numbers flow through this module: every arithmetic operation is
+// checked, saturating or provably in range (clippy::arithmetic_side_effects is denied here).
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::fmt;
 
@@ -236,7 +239,7 @@ fn split_token(token: &str, payload_may_be_empty: bool) -> Result<Parts<'_>, Tok
     let payload = decode_part(p)?;
     let signature = decode_part(s)?;
     let signing_input = token
-        .get(..h.len() + 1 + p.len())
+        .get(..h.len().saturating_add(1).saturating_add(p.len()))
         .ok_or(TokenError::Malformed)?;
     let header = json_object(&header_bytes, TokenError::MalformedHeader)?;
     Ok(Parts {
@@ -346,23 +349,25 @@ fn check_time(
     let skew = i128::from(policy.clock_skew_seconds);
     match exp {
         None if policy.require_expiration => return Err(TokenError::MissingExpiration),
-        Some(exp) if now >= i128::from(exp) + skew => return Err(TokenError::Expired),
+        Some(exp) if now >= i128::from(exp).saturating_add(skew) => {
+            return Err(TokenError::Expired)
+        }
         _ => {}
     }
     if let Some(nbf) = nbf {
-        if i128::from(nbf) > now + skew {
+        if i128::from(nbf) > now.saturating_add(skew) {
             return Err(TokenError::NotYetValid);
         }
     }
     if let Some(iat) = iat {
-        if i128::from(iat) > now + skew {
+        if i128::from(iat) > now.saturating_add(skew) {
             return Err(TokenError::IssuedInFuture);
         }
     }
     if let Some(max) = policy.max_lifetime_seconds {
         let exp = exp.ok_or(TokenError::LifetimeTooLong)?;
         let start = iat.map_or(now, i128::from);
-        if i128::from(exp) - start > i128::from(max) {
+        if i128::from(exp).saturating_sub(start) > i128::from(max) {
             return Err(TokenError::LifetimeTooLong);
         }
     }

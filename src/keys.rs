@@ -1,4 +1,7 @@
 //! API keys: parsing the configured forms and checking a presented key in constant time.
+// Untrusted lengths and numbers flow through this module: every arithmetic operation is
+// checked, saturating or provably in range (clippy::arithmetic_side_effects is denied here).
+#![deny(clippy::arithmetic_side_effects)]
 
 use sha2::{Digest, Sha256};
 
@@ -92,7 +95,7 @@ impl KeyDigest {
 
     /// The `sha256:<hex>` form of this digest.
     pub fn to_configured(&self) -> String {
-        let mut out = String::with_capacity(DIGEST_PREFIX.len() + 64);
+        let mut out = String::with_capacity(DIGEST_PREFIX.len().saturating_add(64));
         out.push_str(DIGEST_PREFIX);
         for b in self.0 {
             out.push(hex_digit(b >> 4));
@@ -134,8 +137,8 @@ fn parse_hex32(hex: &str) -> Option<[u8; 32]> {
 
 fn hex_value(c: u8) -> Option<u8> {
     match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'0'..=b'9' => c.checked_sub(b'0'),
+        b'a'..=b'f' => c.checked_sub(b'a').and_then(|v| v.checked_add(10)),
         _ => None,
     }
 }
@@ -150,7 +153,10 @@ pub fn generate_key() -> Result<String, getrandom::Error> {
 
 /// RFC 6750 `b64token`: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
 pub fn is_token68(value: &[u8]) -> bool {
-    let body_len = value.iter().rposition(|&c| c != b'=').map_or(0, |i| i + 1);
+    let body_len = value
+        .iter()
+        .rposition(|&c| c != b'=')
+        .map_or(0, |i| i.saturating_add(1));
     body_len > 0
         && value.iter().take(body_len).all(|&c| {
             c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')

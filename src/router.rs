@@ -1,6 +1,9 @@
 //! Service routing: the service with the longest matching path prefix (host-restricted when the
 //! service names hosts), found by walking a byte trie, so the cost depends on the path's length,
 //! never on the number of services.
+// Untrusted lengths and numbers flow through this module: every arithmetic operation is
+// checked, saturating or provably in range (clippy::arithmetic_side_effects is denied here).
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::collections::HashMap;
 
@@ -62,7 +65,7 @@ impl Trie {
             };
             at = next;
             if let Some(s) = at.service {
-                best = Some((depth + 1, s));
+                best = Some((depth.saturating_add(1), s));
             }
         }
         best

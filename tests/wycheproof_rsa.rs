@@ -11,6 +11,15 @@ use std::path::PathBuf;
 use aml_auth_filter::rsa::{HashAlg, RsaPublicKey};
 use serde_json::Value;
 
+/// Writes to the process's stderr directly: libtest captures `eprintln!` of passing tests, and
+/// the per-file vector counts must be seen in every run.
+macro_rules! shout {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Scheme {
     Pkcs1v15,
@@ -27,7 +36,7 @@ fn vectors_dir() -> Option<PathBuf> {
     if dir.is_dir() {
         Some(dir)
     } else {
-        eprintln!(
+        shout!(
             "\n!!!!!!!! WYCHEPROOF VECTORS NOT FOUND at {} (set WYCHEPROOF_DIR): SKIPPING !!!!!!!!\n",
             dir.display()
         );
@@ -119,7 +128,7 @@ fn run_file(file: &str, scheme: Scheme) {
             }
         }
     }
-    eprintln!(
+    shout!(
         "{file}: {run} vectors run, {agreed} agreed ({acceptable} acceptable, {acceptable_accepted} of them \
          accepted), {refused_keys} refused keys ({refused_vectors} vectors not run)"
     );
@@ -258,7 +267,7 @@ fn jws_rsa() {
             }
         }
     }
-    eprintln!(
+    shout!(
         "{file} (RSA groups): {run} vectors run, {agreed} agreed, {policy_only} listed as key-policy only, \
          {skipped_groups} groups skipped (encryption keys)"
     );

@@ -734,6 +734,11 @@ impl Envoy {
         all[all.len().saturating_sub(lines)..].join("\n")
     }
 
+    /// The process id (for /proc/<pid>/status).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
