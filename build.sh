@@ -151,6 +151,42 @@ cmd_test() {
   AML_ENVOY="$ENVOY" AML_WASM="$WASM" cargo test --all-targets
 }
 
+# Verify-cost micro-benchmark (bench/micro): the same program natively and in Node's V8 with
+# --no-liftoff (TurboFan only, as Envoy runs it); prints and writes bench/micro/results.txt.
+bench_micro() {
+  ensure_rust
+  local data="$ROOT/target/bench/micro" out="$ROOT/bench/micro/results.txt"
+  cargo build --quiet --example bench
+  target/debug/examples/bench micro-data "$data"
+  log "building the micro-benchmark (native and $WASM_TARGET, release)"
+  cargo build --quiet --release --example micro
+  cargo build --quiet --release --example micro --target "$WASM_TARGET"
+  command -v node >/dev/null || apt_install nodejs
+  {
+    target/release/examples/micro "$data"
+    node --no-liftoff --no-warnings "$ROOT/bench/micro/run.mjs" "target/$WASM_TARGET/release/examples/micro.wasm" "$data"
+  } | tee "$out"
+}
+
+# End-to-end benchmark (bench/main.rs): one Envoy, one listener per scenario, wrk in interleaved
+# rounds; writes bench/results.md, bench/results.json and bench/ratios.svg. Extra arguments go to
+# the driver (--rounds N --seconds S --connections C --only a,b). `bench micro` runs only the
+# verify-cost micro-benchmark, native and in V8.
+cmd_bench() {
+  if [ "${1:-}" = "micro" ]; then
+    bench_micro
+    return
+  fi
+  ensure_envoy
+  command -v wrk >/dev/null || apt_install wrk
+  cmd_wasm
+  log "building the benchmark driver"
+  cargo build --quiet --example bench
+  log "running (load average: $(cut -d' ' -f1-3 /proc/loadavg))"
+  target/debug/examples/bench --wasm "$WASM" --envoy "$ENVOY" --wrk "$(command -v wrk)" "$@"
+  bench_micro
+}
+
 cmd_demo() {
   command -v curl >/dev/null || apt_install curl
   ensure_envoy
@@ -167,6 +203,8 @@ usage: ./build.sh <command>
   test   all tests: unit, Envoy config validation, integration against a real Envoy
   demo   run Envoy with the filter in front of a demo scoring endpoint (Ctrl-C to stop)
   cli    build the aml-auth command-line tool and print its path
+  bench  end-to-end benchmark beside Envoy's native filters (bench/results.md), then the
+         micro-benchmark; `bench micro` runs only the micro-benchmark
 EOF
 }
 
@@ -176,6 +214,7 @@ case "${1:-help}" in
   test) cmd_test ;;
   demo) cmd_demo ;;
   cli) cmd_cli ;;
+  bench) shift; cmd_bench "$@" ;;
   help|-h|--help) usage ;;
   *) usage >&2; exit 2 ;;
 esac
