@@ -307,6 +307,15 @@ fn scenarios(wasm: &Path, jwks: &Value) -> Vec<Scenario> {
             200,
         ),
         s(
+            "wasm_floor",
+            "wasm filter, no auth configured (its fixed cost)",
+            None,
+            vec![wasm_filter("floor", wasm, &json!({"auth_enabled": false}))],
+            "/score",
+            None,
+            200,
+        ),
+        s(
             "native_key",
             "native api_key_auth",
             None,
