@@ -40,15 +40,25 @@ fn main() -> std::process::ExitCode {
         eprintln!("micro: {dir}/micro.json is not JSON");
         return std::process::ExitCode::FAILURE;
     };
-    let Ok(parsed) = parse_jwks(data["jwks"].to_string().as_bytes()) else {
+    let Ok(parsed) = parse_jwks(
+        data.get("jwks")
+            .map(Value::to_string)
+            .unwrap_or_default()
+            .as_bytes(),
+    ) else {
         eprintln!("micro: unusable JWKS");
         return std::process::ExitCode::FAILURE;
     };
     let keys = parsed.keys;
     let policy = TokenPolicy {
-        issuer: data["issuer"].as_str().unwrap_or_default().to_string(),
-        audiences: Some(vec![data["audience"]
-            .as_str()
+        issuer: data
+            .get("issuer")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        audiences: Some(vec![data
+            .get("audience")
+            .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string()]),
         clock_skew_seconds: 60,
@@ -67,7 +77,7 @@ fn main() -> std::process::ExitCode {
         "{where_:<8} {:<14} {:>12} {:>12} {:>6}",
         "algorithm", "verify µs", "sig only µs", "ok %"
     );
-    let Some(sets) = data["tokens"].as_object() else {
+    let Some(sets) = data.get("tokens").and_then(Value::as_object) else {
         return std::process::ExitCode::FAILURE;
     };
     for (name, list) in sets {
@@ -125,7 +135,7 @@ fn main() -> std::process::ExitCode {
                 return false;
             };
             mac.update(t.as_bytes());
-            mac.finalize().into_bytes()[0] != 1
+            mac.finalize().into_bytes().first() != Some(&1)
         });
         println!("{where_:<8} {:<14} {hmac_us:>12.2}   (HMAC-SHA256 of a {}-byte RS256 token: the cache key)", "cache key", token.len());
     }
