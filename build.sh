@@ -56,8 +56,11 @@ cmd_wasm() {
   log "building $WASM_TARGET release"
   cargo build --quiet --lib --release --target "$WASM_TARGET"
   mkdir -p "$DIST"
-  cp "target/$WASM_TARGET/release/aml_auth_filter.wasm" "$WASM"
-  log "built $WASM ($(wc -c <"$WASM") bytes)"
+  command -v wasm-opt >/dev/null || apt_install binaryen
+  # Binaryen 108 needs the post-MVP features Rust emits named explicitly.
+  wasm-opt -Oz --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int \
+    --enable-mutable-globals "target/$WASM_TARGET/release/aml_auth_filter.wasm" -o "$WASM"
+  log "built $WASM ($(wc -c <"$WASM") bytes; $(wc -c <"target/$WASM_TARGET/release/aml_auth_filter.wasm") before wasm-opt -Oz)"
 }
 
 # The crate version from Cargo.toml's [package] table: the OCI image tag.
@@ -234,6 +237,42 @@ cmd_test() {
   build_fuzz_targets
 }
 
+# Verify-cost micro-benchmark (bench/micro): the same program natively and in Node's V8 with
+# --no-liftoff (TurboFan only, as Envoy runs it); prints and writes bench/micro/results.txt.
+bench_micro() {
+  ensure_rust
+  local data="$ROOT/target/bench/micro" out="$ROOT/bench/micro/results.txt"
+  cargo build --quiet --example bench
+  target/debug/examples/bench micro-data "$data"
+  log "building the micro-benchmark (native and $WASM_TARGET, release)"
+  cargo build --quiet --release --example micro
+  cargo build --quiet --release --example micro --target "$WASM_TARGET"
+  command -v node >/dev/null || apt_install nodejs
+  {
+    target/release/examples/micro "$data"
+    node --no-liftoff --no-warnings "$ROOT/bench/micro/run.mjs" "target/$WASM_TARGET/release/examples/micro.wasm" "$data"
+  } | tee "$out"
+}
+
+# End-to-end benchmark (bench/main.rs): one Envoy, one listener per scenario, wrk in interleaved
+# rounds; writes bench/results.md, bench/results.json and bench/ratios.svg. Extra arguments go to
+# the driver (--rounds N --seconds S --connections C --only a,b). `bench micro` runs only the
+# verify-cost micro-benchmark, native and in V8.
+cmd_bench() {
+  if [ "${1:-}" = "micro" ]; then
+    bench_micro
+    return
+  fi
+  ensure_envoy
+  command -v wrk >/dev/null || apt_install wrk
+  cmd_wasm
+  log "building the benchmark driver"
+  cargo build --quiet --example bench
+  log "running (load average: $(cut -d' ' -f1-3 /proc/loadavg))"
+  target/debug/examples/bench --wasm "$WASM" --envoy "$ENVOY" --wrk "$(command -v wrk)" "$@"
+  bench_micro
+}
+
 cmd_demo() {
   command -v curl >/dev/null || apt_install curl
   command -v openssl >/dev/null || apt_install openssl
@@ -253,6 +292,8 @@ usage: ./build.sh <command>
   cli    build the aml-auth command-line tool and print its path
   fuzz   run every fuzz target for FUZZ_SECONDS (default 60) each; installs nightly and cargo-fuzz
   soak   one million mixed requests against a real Envoy (SOAK_REQUESTS to change), minutes
+  bench  end-to-end benchmark beside Envoy's native filters (bench/results.md), then the
+         micro-benchmark; `bench micro` runs only the micro-benchmark
 EOF
 }
 
@@ -264,6 +305,7 @@ case "${1:-help}" in
   cli) cmd_cli ;;
   fuzz) cmd_fuzz ;;
   soak) cmd_soak ;;
+  bench) shift; cmd_bench "$@" ;;
   help|-h|--help) usage ;;
   *) usage >&2; exit 2 ;;
 esac

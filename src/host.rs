@@ -17,7 +17,8 @@ use crate::jwt::TokenError;
 use crate::keys::KeySlot;
 use crate::policy::{self, Keys, TokenInputs, Verdict};
 use crate::router::Router;
-use crate::status::{self, Denial};
+use crate::status::{self, Denial, LocalReply};
+use crate::token_cache::{self, TokenCache};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -46,16 +47,34 @@ fn random_u64() -> u64 {
     u64::from_le_bytes(bytes)
 }
 
+/// 32 random bytes: the token cache's HMAC key.
+fn random_secret() -> [u8; 32] {
+    let mut bytes = [0u8; 32];
+    let _ = getrandom::getrandom(&mut bytes);
+    bytes
+}
+
+/// Token cache generation of the local key set (fetched sets have versions from 1).
+const LOCAL_KEY_SET: u64 = 0;
+
 /// A uniform value in [-1, 1] for jitter.
 fn random_jitter() -> f64 {
     (random_u64() >> 11) as f64 / (1u64 << 52) as f64 - 1.0
 }
 
-/// Stats of this VM, defined on first use and cached by name.
+/// Where an outcome is counted besides the global stat: the matched service, by index and name.
+type ServiceTag<'a> = Option<(usize, &'a str)>;
+
+/// Stats of this VM, defined on first use and cached by (service, prefix, event), so a request
+/// formats no stat name once its outcome has been seen.
 #[derive(Default)]
 struct Metrics {
     ids: RefCell<HashMap<String, u32>>,
+    events: RefCell<HashMap<(usize, &'static str, &'static str), u32>>,
 }
+
+/// Index standing for "no service" in [`Metrics::events`].
+const GLOBAL: usize = usize::MAX;
 
 impl Metrics {
     fn id(&self, kind: MetricType, name: &str) -> Option<u32> {
@@ -79,11 +98,34 @@ impl Metrics {
         }
     }
 
+    /// Counts `aml_auth.<prefix><event>` (or the service's copy) through the event cache.
+    fn event(&self, service: ServiceTag<'_>, prefix: &'static str, event: &'static str) {
+        let slot = service.map_or(GLOBAL, |(i, _)| i);
+        let cached = self.events.borrow().get(&(slot, prefix, event)).copied();
+        let id = match cached {
+            Some(id) => Some(id),
+            None => {
+                let name = match service {
+                    None => format!("aml_auth.{prefix}{event}"),
+                    Some((_, name)) => format!("aml_auth.service.{name}.{prefix}{event}"),
+                };
+                let id = hostcalls::define_metric(MetricType::Counter, &name).ok();
+                if let Some(id) = id {
+                    self.events.borrow_mut().insert((slot, prefix, event), id);
+                }
+                id
+            }
+        };
+        if let Some(id) = id {
+            let _ = hostcalls::increment_metric(id, 1);
+        }
+    }
+
     /// Counts an outcome globally and, when services are configured, per service.
-    fn outcome(&self, service: Option<&str>, event: &str) {
-        self.count(&format!("aml_auth.{event}"));
-        if let Some(name) = service {
-            self.count(&format!("aml_auth.service.{name}.{event}"));
+    fn outcome(&self, service: ServiceTag<'_>, prefix: &'static str, event: &'static str) {
+        self.event(None, prefix, event);
+        if service.is_some() {
+            self.event(service, prefix, event);
         }
     }
 }
@@ -111,6 +153,9 @@ struct State {
     early_refetch_wanted: Cell<bool>,
     meta_key: String,
     keys_key: String,
+    token_cache: TokenCache,
+    /// Local replies built so far, one per denial seen.
+    replies: RefCell<Vec<(Denial, Rc<LocalReply>)>>,
 }
 
 impl State {
@@ -140,8 +185,20 @@ impl State {
             early_refetch_wanted: Cell::new(false),
             meta_key: format!("aml_auth.jwks.{fingerprint}.meta"),
             keys_key: format!("aml_auth.jwks.{fingerprint}.keys"),
+            token_cache: TokenCache::new(&random_secret(), token_cache::DEFAULT_CAPACITY),
+            replies: RefCell::new(Vec::new()),
             config,
         }
+    }
+
+    /// The local reply for a denial, built on its first use.
+    fn reply(&self, denial: Denial) -> Rc<LocalReply> {
+        if let Some((_, reply)) = self.replies.borrow().iter().find(|(d, _)| *d == denial) {
+            return Rc::clone(reply);
+        }
+        let reply = Rc::new(status::reply(denial, &self.config.realm));
+        self.replies.borrow_mut().push((denial, Rc::clone(&reply)));
+        reply
     }
 
     fn token_settings(&self) -> Option<&TokenSettings> {
@@ -171,8 +228,14 @@ impl State {
             Freshness::Never
         };
         match (freshness, &view.merged, &view.local) {
-            (Freshness::Fresh, Some(merged), _) => f(Keys::Ready(merged)),
-            (_, _, Some(local)) => f(Keys::Ready(local)),
+            (Freshness::Fresh, Some(merged), _) => {
+                self.token_cache.use_key_set(view.version);
+                f(Keys::Ready(merged))
+            }
+            (_, _, Some(local)) => {
+                self.token_cache.use_key_set(LOCAL_KEY_SET);
+                f(Keys::Ready(local))
+            }
             (Freshness::Stale, _, None) => f(Keys::Stale),
             _ => f(Keys::NotYet),
         }
@@ -440,15 +503,13 @@ struct Request {
 impl Context for Request {}
 
 impl Request {
-    fn deny(&self, state: &State, service: Option<&str>, denial: Denial) -> Action {
-        state.metrics.outcome(service, "requests_denied");
-        state
-            .metrics
-            .outcome(service, &format!("denied.{}", denial.code()));
+    fn deny(&self, state: &State, service: ServiceTag<'_>, denial: Denial) -> Action {
+        state.metrics.outcome(service, "", "requests_denied");
+        state.metrics.outcome(service, "denied.", denial.code());
         if denial == Denial::Token(TokenError::UnknownKid) {
             state.early_refetch_wanted.set(true);
         }
-        let reply = status::reply(denial, &state.config.realm);
+        let reply = state.reply(denial);
         let headers: Vec<(&str, &str)> = reply
             .headers
             .iter()
@@ -474,23 +535,26 @@ impl HttpContext for Request {
             return Action::Pause;
         };
         let headers = self.get_http_request_headers_bytes();
-        let policy: &ServicePolicy = if state.config.services.is_empty() {
-            &state.config.default_policy
-        } else {
-            let find = |name: &str| {
-                headers
-                    .iter()
-                    .find(|(n, _)| n == name)
-                    .and_then(|(_, v)| core::str::from_utf8(v).ok())
-                    .unwrap_or_default()
+        let (policy, service): (&ServicePolicy, ServiceTag<'_>) =
+            if state.config.services.is_empty() {
+                (&state.config.default_policy, None)
+            } else {
+                let find = |name: &str| {
+                    headers
+                        .iter()
+                        .find(|(n, _)| n == name)
+                        .and_then(|(_, v)| core::str::from_utf8(v).ok())
+                        .unwrap_or_default()
+                };
+                let routed = state.router.route(find(":authority"), find(":path"));
+                match routed.and_then(|i| state.config.services.get(i).map(|s| (i, s))) {
+                    Some((i, s)) => (&s.policy, Some((i, s.policy.name.as_str()))),
+                    None => (
+                        &state.config.default_policy,
+                        Some((GLOBAL - 1, state.config.default_policy.name.as_str())),
+                    ),
+                }
             };
-            state
-                .router
-                .route(find(":authority"), find(":path"))
-                .and_then(|i| state.config.services.get(i))
-                .map_or(&state.config.default_policy, |s| &s.policy)
-        };
-        let service = (!state.config.services.is_empty()).then_some(policy.name.as_str());
         let now = now_ms();
         let verdict = state.with_keys(now, |keys| {
             policy::decide(
@@ -499,12 +563,15 @@ impl HttpContext for Request {
                 TokenInputs {
                     now: i64::try_from(now / 1_000).unwrap_or(i64::MAX),
                     keys,
+                    cache: Some(&state.token_cache),
                 },
             )
         });
         match verdict {
             Verdict::PassThrough => {
-                state.metrics.outcome(service, "requests_passed_through");
+                state
+                    .metrics
+                    .outcome(service, "", "requests_passed_through");
                 Action::Continue
             }
             Verdict::Allow(allowed) => {
@@ -517,13 +584,17 @@ impl HttpContext for Request {
                 for (name, value) in &allowed.set_headers {
                     self.set_http_request_header(name, Some(value));
                 }
-                state.metrics.outcome(service, "requests_allowed");
+                let metrics = &state.metrics;
+                metrics.outcome(service, "", "requests_allowed");
                 match allowed.key {
-                    Some(KeySlot::Primary) => state.metrics.outcome(service, "key_used.primary"),
-                    Some(KeySlot::Secondary) => {
-                        state.metrics.outcome(service, "key_used.secondary")
-                    }
-                    None => state.metrics.outcome(service, "token_accepted"),
+                    Some(KeySlot::Primary) => metrics.outcome(service, "", "key_used.primary"),
+                    Some(KeySlot::Secondary) => metrics.outcome(service, "", "key_used.secondary"),
+                    None => metrics.outcome(service, "", "token_accepted"),
+                }
+                match allowed.cache_hit {
+                    Some(true) => metrics.event(None, "", "token_cache.hit"),
+                    Some(false) => metrics.event(None, "", "token_cache.miss"),
+                    None => {}
                 }
                 Action::Continue
             }

@@ -171,6 +171,19 @@ impl VerifiedToken {
         self.alg
     }
 
+    /// Re-runs the policy-dependent checks (issuer, time claims, audience) on this already
+    /// verified token at `now_unix_seconds`: what a token cache must do before reusing it, perhaps
+    /// under another service's policy.
+    pub fn check_policy(
+        &self,
+        policy: &TokenPolicy,
+        now_unix_seconds: i64,
+    ) -> Result<(), TokenError> {
+        check_issuer(&self.claims, policy)?;
+        check_time(&self.claims, policy, now_unix_seconds)?;
+        check_audience(&self.claims, policy)
+    }
+
     /// A top-level claim rendered for an HTTP request header, or `None` when it should not be copied.
     ///
     /// Strings are returned as they are; numbers and booleans as JSON text; a non-empty array of

@@ -1,12 +1,15 @@
 //! The decision for one request: pure, given the service policy, the request's headers, the
 //! time and the token key set.
 
+use std::rc::Rc;
+
 use crate::config::{AuthMode, ServicePolicy, TokenService};
 use crate::credential::{self, Credential};
 use crate::jwks::KeySet;
 use crate::jwt::{self, TokenError};
 use crate::keys::KeySlot;
 use crate::status::Denial;
+use crate::token_cache::TokenCache;
 
 /// What the filter does with a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,6 +35,8 @@ pub struct Allowed {
     pub set_headers: Vec<(String, String)>,
     /// The verified token's expiry, in token mode.
     pub token_exp: Option<i64>,
+    /// In token mode with a cache: whether the token came from it.
+    pub cache_hit: Option<bool>,
 }
 
 /// The token key set as the request sees it.
@@ -52,6 +57,9 @@ pub struct TokenInputs<'a> {
     pub now: i64,
     /// The key set.
     pub keys: Keys<'a>,
+    /// Verified tokens of this key set, reused after a policy re-check; `None` verifies every
+    /// token in full.
+    pub cache: Option<&'a TokenCache>,
 }
 
 /// Judges a request under `policy`, reading only the headers given (names lowercase).
@@ -98,9 +106,29 @@ fn judge_token(
     };
     let token = core::str::from_utf8(credential.as_bytes())
         .map_err(|_| Denial::Token(TokenError::Malformed))?;
-    let verified = jwt::verify(token, keys, &service.policy, inputs.now).map_err(Denial::Token)?;
+    let (verified, cache_hit) = match inputs.cache {
+        None => (
+            Rc::new(jwt::verify(token, keys, &service.policy, inputs.now).map_err(Denial::Token)?),
+            None,
+        ),
+        Some(cache) => match cache.get(token, inputs.now) {
+            Some(hit) => {
+                hit.check_policy(&service.policy, inputs.now)
+                    .map_err(Denial::Token)?;
+                (hit, Some(true))
+            }
+            None => {
+                let verified = Rc::new(
+                    jwt::verify(token, keys, &service.policy, inputs.now).map_err(Denial::Token)?,
+                );
+                cache.insert(token, Rc::clone(&verified));
+                (verified, Some(false))
+            }
+        },
+    };
     let mut allowed = Allowed {
         token_exp: verified.exp(),
+        cache_hit,
         ..Allowed::default()
     };
     for mapping in &service.claim_to_headers {
@@ -126,6 +154,7 @@ mod tests {
     const NO_TOKEN: TokenInputs<'static> = TokenInputs {
         now: 0,
         keys: Keys::NotYet,
+        cache: None,
     };
 
     fn run(policy: &ServicePolicy, headers: &[(&str, &str)]) -> Verdict {
@@ -222,8 +251,123 @@ mod tests {
         let stale = TokenInputs {
             now: 0,
             keys: Keys::Stale,
+            cache: None,
         };
         let headers: [(&str, &[u8]); 1] = [("authorization", b"Bearer a.b.c")];
         assert_eq!(decide(&p, headers, stale), Verdict::Deny(Denial::KeysStale));
+    }
+
+    /// Every request judged twice, with a shared cache and without any: the verdicts agree
+    /// (hits re-check time and each service's audience, and render each service's headers).
+    #[test]
+    fn cached_decisions_match_uncached_ones() {
+        use crate::jwks::testkit::{ec_jwk, ed_jwk, mint, rsa_jwk};
+        use crate::jwks::KeySet;
+        use serde_json::json;
+
+        const ISS: &str = "https://login.example.com/tenant/v2.0";
+        const NOW: i64 = 1_700_000_000;
+        let jwks = json!({"keys": [rsa_jwk(Some("rsa"), None), ec_jwk(Some("ec"), None), ed_jwk(Some("ed"), None)]});
+        let config = config::parse(
+            json!({
+                "auth_enabled": false,
+                "token_auth_enabled": true,
+                "token": {"issuer": ISS, "audiences": ["aud-a"], "local_jwks": jwks, "clock_skew_seconds": 0,
+                          "claim_to_headers": [{"claim": "sub", "header": "x-sub"}]},
+                "services": [
+                    {"name": "a", "path_prefix": "/a/"},
+                    {"name": "b", "path_prefix": "/b/", "token": {"audiences": ["aud-b"]},
+                     "claim_to_headers": [{"claim": "roles", "header": "x-roles"}]}
+                ]
+            })
+            .to_string()
+            .as_bytes(),
+            &|_| None,
+        )
+        .unwrap();
+        let keys: KeySet = crate::jwks::parse_jwks(&serde_json::to_vec(&jwks).unwrap())
+            .unwrap()
+            .keys;
+        let token = |alg: &str, kid: &str, aud: serde_json::Value, exp: i64| {
+            mint(
+                &json!({"alg": alg, "kid": kid}),
+                &json!({"iss": ISS, "aud": aud, "sub": "user-1", "roles": ["r1", "r2"], "iat": NOW - 10, "exp": exp}),
+            )
+        };
+        let both = token("ES256", "ec", json!(["aud-a", "aud-b"]), NOW + 100);
+        let only_a = token("EdDSA", "ed", json!("aud-a"), NOW + 100);
+        let short = token("RS256", "rsa", json!("aud-b"), NOW + 5);
+        let mut tampered = both.clone();
+        tampered.pop();
+        tampered.push(if both.ends_with('A') { 'B' } else { 'A' });
+        let a = &config.services[0].policy;
+        let b = &config.services[1].policy;
+        // (policy, token, now): repeated so that later rows hit entries made by earlier ones.
+        let table: Vec<(&ServicePolicy, &str, i64)> = vec![
+            (a, &both, NOW),
+            (b, &both, NOW),
+            (a, &both, NOW + 1),
+            (a, &only_a, NOW),
+            (b, &only_a, NOW),
+            (a, &only_a, NOW),
+            (b, &only_a, NOW + 1),
+            (b, &short, NOW),
+            (b, &short, NOW + 4),
+            (b, &short, NOW + 5),
+            (b, &short, NOW + 6),
+            (a, &short, NOW),
+            (a, &tampered, NOW),
+            (b, &tampered, NOW),
+            (b, &both, NOW + 99),
+            (b, &both, NOW + 100),
+            (a, &both, NOW + 50),
+        ];
+        let cache = TokenCache::new(&[9; 32], 16);
+        cache.use_key_set(1);
+        let mut hits = 0;
+        for (policy, token, now) in &table {
+            let header = format!("Bearer {token}");
+            let headers = || [("authorization", header.as_bytes())];
+            let judge = |cache| {
+                decide(
+                    policy,
+                    headers(),
+                    TokenInputs {
+                        now: *now,
+                        keys: Keys::Ready(&keys),
+                        cache,
+                    },
+                )
+            };
+            let uncached = judge(None);
+            let mut cached = judge(Some(&cache));
+            if let Verdict::Allow(allowed) = &mut cached {
+                hits += usize::from(allowed.cache_hit == Some(true));
+                allowed.cache_hit = None;
+            }
+            assert_eq!(cached, uncached, "{} {token} at {now}", policy.name);
+        }
+        assert_eq!(hits, 5);
+        let allowed_b = |now| match decide(
+            b,
+            [("authorization", format!("Bearer {both}").as_bytes())],
+            TokenInputs {
+                now,
+                keys: Keys::Ready(&keys),
+                cache: Some(&cache),
+            },
+        ) {
+            Verdict::Allow(allowed) => allowed,
+            other => panic!("{other:?}"),
+        };
+        let hit = allowed_b(NOW + 2);
+        assert_eq!(hit.cache_hit, Some(true));
+        assert_eq!(hit.remove_headers, ["x-roles"]);
+        assert_eq!(
+            hit.set_headers,
+            [("x-roles".to_string(), "r1,r2".to_string())]
+        );
+        cache.use_key_set(2);
+        assert_eq!(allowed_b(NOW + 2).cache_hit, Some(false));
     }
 }
