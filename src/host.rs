@@ -10,7 +10,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType};
 
-use crate::config::{self, FilterConfig, ServicePolicy, TokenSettings};
+use crate::config::{self, AuthMode, FilterConfig, ServicePolicy, TokenSettings};
 use crate::jwks::{self, KeySet};
 use crate::jwks_cache::{self, Freshness, Meta, SourceTiming, TickDecision};
 use crate::jwt::TokenError;
@@ -529,11 +529,21 @@ impl HttpContext for Request {
         let Some(state) = self.state.clone() else {
             self.send_http_response(
                 503,
-                vec![("content-type", "application/json")],
+                vec![
+                    ("retry-after", status::RETRY_AFTER_SECONDS),
+                    ("content-type", "application/json"),
+                    ("cache-control", "no-store"),
+                ],
                 Some(br#"{"error":"temporarily_unavailable","reason":"not_configured"}"#),
             );
             return Action::Pause;
         };
+        if state.config.services.is_empty()
+            && state.config.default_policy.mode == AuthMode::PassThrough
+        {
+            state.metrics.outcome(None, "", "requests_passed_through");
+            return Action::Continue;
+        }
         let headers = self.get_http_request_headers_bytes();
         let (policy, service): (&ServicePolicy, ServiceTag<'_>) =
             if state.config.services.is_empty() {
@@ -555,18 +565,31 @@ impl HttpContext for Request {
                     ),
                 }
             };
-        let now = now_ms();
-        let verdict = state.with_keys(now, |keys| {
+        let header_pairs = headers.iter().map(|(n, v)| (n.as_str(), v.as_slice()));
+        let verdict = if matches!(policy.mode, AuthMode::Token(_)) {
+            let now = now_ms();
+            state.with_keys(now, |keys| {
+                policy::decide(
+                    policy,
+                    header_pairs,
+                    TokenInputs {
+                        now: i64::try_from(now / 1_000).unwrap_or(i64::MAX),
+                        keys,
+                        cache: Some(&state.token_cache),
+                    },
+                )
+            })
+        } else {
             policy::decide(
                 policy,
-                headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())),
+                header_pairs,
                 TokenInputs {
-                    now: i64::try_from(now / 1_000).unwrap_or(i64::MAX),
-                    keys,
-                    cache: Some(&state.token_cache),
+                    now: 0,
+                    keys: Keys::NotYet,
+                    cache: None,
                 },
             )
-        });
+        };
         match verdict {
             Verdict::PassThrough => {
                 state

@@ -35,6 +35,7 @@ fuzz_target!(|data: &[u8]| {
             TokenInputs {
                 now: 1_700_000_000,
                 keys: Keys::NotYet,
+                cache: None,
             },
         );
     }

@@ -47,6 +47,7 @@ fuzz_target!(|data: &[u8]| {
         TokenInputs {
             now,
             keys: Keys::Ready(keyset()),
+            cache: None,
         },
     );
     if let Verdict::Deny(d) = verdict {
