@@ -13,46 +13,19 @@ mod common;
 use std::fs;
 use std::process::Command;
 
-use serde_json::json;
-
 use common::*;
 
-const WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
 const PATH: &str = "/api/v1/service/demo/score";
 
 #[test]
 fn regen_through_ecds_applies_live() {
     let upstream = Server::upstream();
     let dir = scratch_dir("cli-ecds-live");
-    let watched = dir.join("ecds");
-    fs::create_dir_all(&watched).unwrap();
     let config_text =
         "{\n  \"primary_key\": \"old-primary\",\n  \"secondary_key\": \"kept-secondary\"\n}\n";
     let config = dir.join("config.json");
     fs::write(&config, config_text).unwrap();
-
-    let mut typed_config = wasm_filter(&json!({}))["typed_config"].clone();
-    typed_config["config"]["configuration"]["value"] = json!(config_text);
-    let ecds = watched.join("aml_auth.json");
-    let resource = json!({
-        "version_info": "1",
-        "resources": [{
-            "@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
-            "name": "aml_auth",
-            "typed_config": typed_config
-        }]
-    });
-    fs::write(&ecds, serde_json::to_vec_pretty(&resource).unwrap()).unwrap();
-    let discovered = json!({
-        "name": "aml_auth",
-        "config_discovery": {
-            "config_source": {"path_config_source": {
-                "path": ecds,
-                "watched_directory": {"path": watched}
-            }},
-            "type_urls": [WASM_TYPE]
-        }
-    });
+    let (discovered, ecds) = ecds_filter(&dir, config_text);
     let envoy = Envoy::start(&bootstrap(
         vec![listener(
             "main",

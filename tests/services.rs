@@ -336,13 +336,5 @@ fn service_configuration_errors_name_the_service() {
             "field `services[0].issuer`: unknown field",
         ),
     ];
-    for (config, expected) in cases {
-        let v = validate(&filter_in_front_of(&config, &upstream));
-        assert!(!v.ok, "{config} accepted");
-        assert!(
-            v.output.contains(expected),
-            "{config}: want {expected:?} in\n{}",
-            v.output
-        );
-    }
+    assert_configs_refused(&upstream, &cases);
 }

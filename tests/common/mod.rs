@@ -608,6 +608,20 @@ pub fn validate_file(config_path: &Path) -> Validation {
     }
 }
 
+/// Asserts that Envoy refuses each plugin configuration (filter in front of `upstream`) with a
+/// message containing the expected text.
+pub fn assert_configs_refused(upstream: &Server, cases: &[(Value, &str)]) {
+    for (config, expected) in cases {
+        let v = validate(&filter_in_front_of(config, upstream));
+        assert!(!v.ok, "{config} was accepted");
+        assert!(
+            v.output.contains(expected),
+            "{config}: expected {expected:?} in:\n{}",
+            v.output
+        );
+    }
+}
+
 /// Runs `envoy --mode validate` on a bootstrap value.
 pub fn validate(bootstrap: &Value) -> Validation {
     let dir = scratch_dir("validate");
