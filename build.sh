@@ -233,8 +233,16 @@ cmd_test() {
   cargo clippy --quiet --lib --bins -- -D warnings
   cargo clippy --quiet --lib --release --target "$WASM_TARGET" -- -D warnings
   log "cargo test (unit tests, then integration tests against Envoy $ENVOY_VERSION)"
-  AML_ENVOY="$ENVOY" AML_WASM="$WASM" cargo test --all-targets --no-fail-fast
+  local out="$ROOT/target/test-output.log" rc=0
+  mkdir -p "$ROOT/target"
+  set +e
+  AML_ENVOY="$ENVOY" AML_WASM="$WASM" cargo test --all-targets --no-fail-fast 2>&1 | tee "$out"
+  rc=${PIPESTATUS[0]}
+  set -e
   build_fuzz_targets
+  awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;/) p += $i; if ($(i+1) ~ /^failed;/) f += $i } }
+       END { printf "tests: %d passed, %d failed\n", p, f }' "$out"
+  return "$rc"
 }
 
 # Verify-cost micro-benchmark (bench/micro): the same program natively and in Node's V8 with
