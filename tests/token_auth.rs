@@ -37,16 +37,24 @@ fn wait_for_keys(envoy: &Envoy) {
     );
 }
 
-#[test]
-fn every_algorithm_is_accepted_through_the_fetched_jwks() {
+/// The filter in token mode in front of a recording upstream, fetching the standard JWKS from a
+/// server the test controls with this refresh period and staleness limit; returns once the first
+/// fetch succeeded.
+fn started_with_keys(refresh: u64, max_stale: u64) -> (Server, Server, Envoy) {
     let upstream = Server::upstream();
     let server = jwks_server(&standard_jwks());
     let envoy = Envoy::start(&filter_with_clusters(
-        &token_config(remote_source("jwks", 600, 86_400)),
+        &token_config(remote_source("jwks", refresh, max_stale)),
         &upstream,
         &[("jwks", &server)],
     ));
     wait_for_keys(&envoy);
+    (upstream, server, envoy)
+}
+
+#[test]
+fn every_algorithm_is_accepted_through_the_fetched_jwks() {
+    let (upstream, server, envoy) = started_with_keys(600, 86_400);
     let cases = [
         ("rsa-a.pem", "rsa-a", "RS256"),
         ("rsa-a.pem", "rsa-a", "RS384"),
@@ -338,14 +346,7 @@ fn an_early_refetch_happens_without_waiting_for_the_period() {
 
 #[test]
 fn outage_after_a_first_fetch_keeps_keys_until_max_stale() {
-    let upstream = Server::upstream();
-    let server = jwks_server(&standard_jwks());
-    let envoy = Envoy::start(&filter_with_clusters(
-        &token_config(remote_source("jwks", 1, 4)),
-        &upstream,
-        &[("jwks", &server)],
-    ));
-    wait_for_keys(&envoy);
+    let (_upstream, server, envoy) = started_with_keys(1, 4);
     server.set_handler(|_| Reply::new(503, "region down"));
     let token = rsa_a()
         .sign("RS256", Some("rsa-a"), &good_claims())
@@ -434,14 +435,7 @@ fn falls_back_to_the_paired_region() {
 
 #[test]
 fn garbage_and_oversized_bodies_keep_the_last_good_set() {
-    let upstream = Server::upstream();
-    let server = jwks_server(&standard_jwks());
-    let envoy = Envoy::start(&filter_with_clusters(
-        &token_config(remote_source("jwks", 1, 86_400)),
-        &upstream,
-        &[("jwks", &server)],
-    ));
-    wait_for_keys(&envoy);
+    let (_upstream, server, envoy) = started_with_keys(1, 86_400);
     let token = rsa_a()
         .sign("RS256", Some("rsa-a"), &good_claims())
         .unwrap();
