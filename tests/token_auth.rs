@@ -41,8 +41,13 @@ fn wait_for_keys(envoy: &Envoy) {
 /// server the test controls with this refresh period and staleness limit; returns once the first
 /// fetch succeeded.
 fn started_with_keys(refresh: u64, max_stale: u64) -> (Server, Server, Envoy) {
+    started_serving(&standard_jwks(), refresh, max_stale)
+}
+
+/// Like [`started_with_keys`], with the JWKS server answering `jwks` at first.
+fn started_serving(jwks: &Value, refresh: u64, max_stale: u64) -> (Server, Server, Envoy) {
     let upstream = Server::upstream();
-    let server = jwks_server(&standard_jwks());
+    let server = jwks_server(jwks);
     let envoy = Envoy::start(&filter_with_clusters(
         &token_config(remote_source("jwks", refresh, max_stale)),
         &upstream,
@@ -246,14 +251,8 @@ fn claims_are_copied_to_headers_and_spoofed_copies_removed() {
 
 #[test]
 fn rotation_new_kid_after_early_refetch_and_removed_kid_after_refresh() {
-    let upstream = Server::upstream();
-    let server = jwks_server(&jwks(vec![rsa_a().public_jwk("rsa-a", None)]));
-    let envoy = Envoy::start(&filter_with_clusters(
-        &token_config(remote_source("jwks", 3, 86_400)),
-        &upstream,
-        &[("jwks", &server)],
-    ));
-    wait_for_keys(&envoy);
+    let (_upstream, server, envoy) =
+        started_serving(&jwks(vec![rsa_a().public_jwk("rsa-a", None)]), 3, 86_400);
     let token_a = rsa_a()
         .sign("RS256", Some("rsa-a"), &good_claims())
         .unwrap();
@@ -294,14 +293,11 @@ fn rotation_new_kid_after_early_refetch_and_removed_kid_after_refresh() {
 
 #[test]
 fn an_early_refetch_happens_without_waiting_for_the_period() {
-    let upstream = Server::upstream();
-    let server = jwks_server(&jwks(vec![rsa_a().public_jwk("rsa-a", None)]));
-    let envoy = Envoy::start(&filter_with_clusters(
-        &token_config(remote_source("jwks", 3_600, 86_400)),
-        &upstream,
-        &[("jwks", &server)],
-    ));
-    wait_for_keys(&envoy);
+    let (_upstream, server, envoy) = started_serving(
+        &jwks(vec![rsa_a().public_jwk("rsa-a", None)]),
+        3_600,
+        86_400,
+    );
     let b = signing_key("rsa-b.pem");
     let rotated = jwks(vec![
         rsa_a().public_jwk("rsa-a", None),
