@@ -237,6 +237,89 @@ pub fn decode_keys(bytes: &[u8], version: u64) -> Option<&[u8]> {
     (stored == version).then(|| rest.get(1..).unwrap_or_default())
 }
 
+/// Largest JWKS body accepted; a larger one is a failed fetch.
+pub const MAX_JWKS_BYTES: usize = 256 * 1024;
+
+/// The host's status code for a call that failed after it started (`BrokenConnection`).
+pub const HOST_BROKEN_CONNECTION: u32 = 11;
+
+/// Why one fetch failed; each has a stable code, counted as `aml_auth.jwks.fetch_failure.<code>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FetchFailure {
+    /// The host refused to start the call (unknown cluster, bad headers).
+    DispatchFailed,
+    /// The call broke before the whole response arrived: connection refused or reset, closed
+    /// mid-body, a stall past the timeout once the response had started, or a body over Envoy's
+    /// buffer limit for a call (Envoy 1.40 reports all of these as `reset`).
+    Reset,
+    /// The call ended with no response and no reason from the host.
+    NoResponse,
+    /// 504: Envoy's own answer when the timeout passes before the response starts.
+    Timeout,
+    /// A status other than 200.
+    BadStatus,
+    /// A 200 whose body is over [`MAX_JWKS_BYTES`].
+    TooLarge,
+    /// A 200 whose body the host could not hand over.
+    BodyUnreadable,
+    /// A body that is not a usable JWKS.
+    Jwks(crate::jwks::JwksError),
+}
+
+impl FetchFailure {
+    /// Short stable code for logs and stats.
+    pub fn code(&self) -> &'static str {
+        match self {
+            FetchFailure::DispatchFailed => "dispatch_failed",
+            FetchFailure::Reset => "reset",
+            FetchFailure::NoResponse => "no_response",
+            FetchFailure::Timeout => "timeout",
+            FetchFailure::BadStatus => "bad_status",
+            FetchFailure::TooLarge => "too_large",
+            FetchFailure::BodyUnreadable => "body_unreadable",
+            FetchFailure::Jwks(e) => e.as_str(),
+        }
+    }
+}
+
+/// What the host reported for a finished call, each host call's failure kept as `None`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CallHead<'a> {
+    /// The response's `:status`, when the host has a response header map.
+    pub status: Option<&'a [u8]>,
+    /// The callback's host status: code and message (`Ok` is 0).
+    pub host_status: Option<(u32, &'a [u8])>,
+    /// Body size the host announced.
+    pub body_size: usize,
+}
+
+/// Classifies a finished call before its body is read: `Ok` means read the body.
+pub fn classify_head(head: &CallHead<'_>) -> Result<(), FetchFailure> {
+    match head.status {
+        Some(b"200") if head.body_size > MAX_JWKS_BYTES => Err(FetchFailure::TooLarge),
+        Some(b"200") => Ok(()),
+        Some(b"504") => Err(FetchFailure::Timeout),
+        Some(_) => Err(FetchFailure::BadStatus),
+        None => Err(match head.host_status {
+            Some((HOST_BROKEN_CONNECTION, _)) => FetchFailure::Reset,
+            Some((_, message)) if contains(message, b"reset") => FetchFailure::Reset,
+            _ => FetchFailure::NoResponse,
+        }),
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle))
+}
+
+/// Classifies the body of a 200: the parsed key set, or why it is not one.
+pub fn classify_body(body: Option<&[u8]>) -> Result<crate::jwks::ParsedJwks, FetchFailure> {
+    let body = body.ok_or(FetchFailure::BodyUnreadable)?;
+    crate::jwks::parse_jwks(body).map_err(FetchFailure::Jwks)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -400,5 +483,57 @@ mod tests {
         assert_eq!(decode_keys(&stored, 8), None);
         assert_eq!(decode_keys(b"nonsense", 7), None);
         assert_eq!(decode_keys(b"7\n", 7), Some(&b""[..]));
+    }
+
+    #[test]
+    fn call_outcomes_are_classified() {
+        let head = |status: Option<&'static [u8]>, host: Option<(u32, &'static [u8])>, size| {
+            classify_head(&CallHead {
+                status,
+                host_status: host,
+                body_size: size,
+            })
+        };
+        let table: Vec<(Result<(), FetchFailure>, Result<(), FetchFailure>)> = vec![
+            (head(Some(b"200"), Some((0, b"")), 10), Ok(())),
+            (head(Some(b"200"), None, MAX_JWKS_BYTES), Ok(())),
+            (
+                head(Some(b"200"), None, MAX_JWKS_BYTES + 1),
+                Err(FetchFailure::TooLarge),
+            ),
+            (head(Some(b"504"), None, 24), Err(FetchFailure::Timeout)),
+            (head(Some(b"503"), None, 0), Err(FetchFailure::BadStatus)),
+            (head(Some(b"2000"), None, 0), Err(FetchFailure::BadStatus)),
+            (head(Some(b"\xff"), None, 0), Err(FetchFailure::BadStatus)),
+            (
+                head(None, Some((11, b"reset")), 0),
+                Err(FetchFailure::Reset),
+            ),
+            (head(None, Some((11, b"")), 0), Err(FetchFailure::Reset)),
+            (
+                head(None, Some((10, b"connection reset")), 0),
+                Err(FetchFailure::Reset),
+            ),
+            (
+                head(None, Some((10, b"upstream RESET")), 0),
+                Err(FetchFailure::Reset),
+            ),
+            (head(None, Some((0, b"")), 0), Err(FetchFailure::NoResponse)),
+            (head(None, None, 0), Err(FetchFailure::NoResponse)),
+        ];
+        for (i, (got, want)) in table.into_iter().enumerate() {
+            assert_eq!(got, want, "row {i}");
+        }
+        assert_eq!(
+            classify_body(None).unwrap_err(),
+            FetchFailure::BodyUnreadable
+        );
+        assert_eq!(classify_body(Some(b"nope")).unwrap_err().code(), "not_json");
+        assert_eq!(
+            classify_body(Some(br#"{"keys":[{"kty":"oct","k":"AAAA"}]}"#))
+                .unwrap_err()
+                .code(),
+            "no_usable_keys"
+        );
     }
 }
