@@ -150,6 +150,7 @@ struct State {
     keys: RefCell<KeyView>,
     timings: Vec<SourceTiming>,
     early_refetch_wanted: Cell<bool>,
+    fingerprint: String,
     meta_key: String,
     keys_key: String,
     token_cache: TokenCache,
@@ -182,8 +183,9 @@ impl State {
             }),
             timings,
             early_refetch_wanted: Cell::new(false),
-            meta_key: format!("aml_auth.jwks.{fingerprint}.meta"),
-            keys_key: format!("aml_auth.jwks.{fingerprint}.keys"),
+            meta_key: jwks_cache::meta_key(&fingerprint),
+            keys_key: jwks_cache::keys_key(&fingerprint),
+            fingerprint,
             token_cache: TokenCache::new(&random_secret(), token_cache::DEFAULT_CAPACITY),
             replies: RefCell::new(Vec::new()),
             config,
@@ -274,6 +276,37 @@ impl State {
             Some(local) => KeySet::merged(&remote, local),
             None => remote,
         })
+    }
+
+    /// Marks this configuration's sources as in use, and empties the shared entries of sources
+    /// no configuration marked for [`jwks_cache::REGISTRY_EVICT_MS`] (superseded by a reload).
+    fn mark_sources_in_use(&self, now_ms: u64) {
+        let Ok((bytes, cas)) = abi::get_shared_data(jwks_cache::REGISTRY_KEY) else {
+            return;
+        };
+        let registry = bytes
+            .as_deref()
+            .map(jwks_cache::Registry::decode)
+            .unwrap_or_default();
+        let Some(update) = jwks_cache::touch_registry(&registry, &self.fingerprint, now_ms) else {
+            return;
+        };
+        if abi::set_shared_data(jwks_cache::REGISTRY_KEY, &update.registry.encode(), cas).is_err() {
+            return;
+        }
+        self.metrics.gauge(
+            "aml_auth.jwks.sources_tracked",
+            u64::try_from(update.registry.seen.len()).unwrap_or(u64::MAX),
+        );
+        for fingerprint in &update.evicted {
+            let _ = abi::set_shared_data(&jwks_cache::meta_key(fingerprint), b"", None);
+            let _ = abi::set_shared_data(&jwks_cache::keys_key(fingerprint), b"", None);
+            self.metrics.count("aml_auth.jwks.superseded_dropped");
+            log(
+                LogLevel::Info,
+                &format!("aml-auth-filter: dropped the shared JWKS entries of superseded sources {fingerprint}"),
+            );
+        }
     }
 
     fn record_key_gauges(&self, now_ms: u64) {
@@ -491,6 +524,7 @@ impl RootContext for Root {
         let now = now_ms();
         let (meta, cas) = state.sync_from_shared();
         state.record_key_gauges(now);
+        state.mark_sources_in_use(now);
         if self.in_flight.is_some() {
             return;
         }

@@ -237,6 +237,129 @@ pub fn decode_keys(bytes: &[u8], version: u64) -> Option<&[u8]> {
     (stored == version).then(|| rest.get(1..).unwrap_or_default())
 }
 
+/// Shared-data key of the record of one set of sources (by fingerprint).
+pub fn meta_key(fingerprint: &str) -> String {
+    format!("aml_auth.jwks.{fingerprint}.meta")
+}
+
+/// Shared-data key of the key set of one set of sources (by fingerprint).
+pub fn keys_key(fingerprint: &str) -> String {
+    format!("aml_auth.jwks.{fingerprint}.keys")
+}
+
+/// Shared-data key of the [`Registry`].
+pub const REGISTRY_KEY: &str = "aml_auth.jwks.registry";
+/// How often a configuration in use marks its fingerprint as seen.
+pub const REGISTRY_TOUCH_MS: u64 = 2_000;
+/// A fingerprint nobody marked for this long belongs to a superseded configuration (every live
+/// one marks its own every [`REGISTRY_TOUCH_MS`] from a 500 ms tick): its entries are dropped.
+pub const REGISTRY_EVICT_MS: u64 = 30_000;
+/// Most fingerprints tracked at once; beyond it the least recently seen are dropped first.
+pub const REGISTRY_MAX: usize = 32;
+
+/// The fingerprints whose entries live in shared data, with when each was last seen in use, so
+/// that the entries of superseded sources (after a reload with other sources) are dropped.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Registry {
+    /// (fingerprint, last seen in ms), one entry per fingerprint.
+    pub seen: Vec<(String, u64)>,
+}
+
+impl Registry {
+    /// Encodes for shared data: one `<fingerprint> <ms>` line per entry.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = String::new();
+        for (fp, t) in &self.seen {
+            out.push_str(fp);
+            out.push(' ');
+            out.push_str(&t.to_string());
+            out.push('\n');
+        }
+        out.into_bytes()
+    }
+
+    /// Decodes from shared data; unreadable lines are skipped.
+    pub fn decode(bytes: &[u8]) -> Registry {
+        let text = core::str::from_utf8(bytes).unwrap_or_default();
+        let mut registry = Registry::default();
+        for line in text.lines() {
+            if let Some((fp, t)) = line.split_once(' ') {
+                if let (false, Ok(t)) = (fp.is_empty(), t.parse()) {
+                    registry.set(fp, t);
+                }
+            }
+        }
+        registry
+    }
+
+    /// When `fingerprint` was last seen.
+    pub fn get(&self, fingerprint: &str) -> Option<u64> {
+        self.seen
+            .iter()
+            .find(|(fp, _)| fp == fingerprint)
+            .map(|(_, t)| *t)
+    }
+
+    fn set(&mut self, fingerprint: &str, t: u64) {
+        match self.seen.iter_mut().find(|(fp, _)| fp == fingerprint) {
+            Some(entry) => entry.1 = t,
+            None => self.seen.push((fingerprint.to_string(), t)),
+        }
+    }
+
+    fn remove(&mut self, fingerprint: &str) {
+        self.seen.retain(|(fp, _)| fp != fingerprint);
+    }
+}
+
+/// A registry to write and the fingerprints whose entries it drops.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegistryUpdate {
+    /// The registry to write (compare-and-swap).
+    pub registry: Registry,
+    /// Fingerprints whose meta and key set are to be emptied.
+    pub evicted: Vec<String>,
+}
+
+/// What the configuration with fingerprint `mine` writes on this tick: `None` when its mark is
+/// recent and nothing is due for eviction.
+pub fn touch_registry(registry: &Registry, mine: &str, now_ms: u64) -> Option<RegistryUpdate> {
+    let mine_recent = registry
+        .get(mine)
+        .is_some_and(|t| now_ms < t.saturating_add(REGISTRY_TOUCH_MS));
+    let lapsed = |t: u64| now_ms.saturating_sub(t) > REGISTRY_EVICT_MS;
+    let any_lapsed = registry.seen.iter().any(|(fp, t)| fp != mine && lapsed(*t));
+    if mine_recent && !any_lapsed && registry.seen.len() <= REGISTRY_MAX {
+        return None;
+    }
+    let mut next = registry.clone();
+    next.set(mine, now_ms);
+    let mut evicted: Vec<String> = next
+        .seen
+        .iter()
+        .filter(|(fp, t)| fp.as_str() != mine && lapsed(*t))
+        .map(|(fp, _)| fp.clone())
+        .collect();
+    for fp in &evicted {
+        next.remove(fp);
+    }
+    while next.seen.len() > REGISTRY_MAX {
+        let oldest = next
+            .seen
+            .iter()
+            .filter(|(fp, _)| fp.as_str() != mine)
+            .min_by_key(|(_, t)| *t)
+            .map(|(fp, _)| fp.clone());
+        let Some(oldest) = oldest else { break };
+        next.remove(&oldest);
+        evicted.push(oldest);
+    }
+    Some(RegistryUpdate {
+        registry: next,
+        evicted,
+    })
+}
+
 /// Largest JWKS body accepted; a larger one is a failed fetch.
 pub const MAX_JWKS_BYTES: usize = 256 * 1024;
 
@@ -535,5 +658,58 @@ mod tests {
                 .code(),
             "no_usable_keys"
         );
+    }
+
+    #[test]
+    fn superseded_fingerprints_are_dropped() {
+        let t = 1_000_000;
+        let first = touch_registry(&Registry::default(), "a", t).unwrap();
+        assert!(first.evicted.is_empty());
+        assert_eq!(first.registry.get("a"), Some(t));
+        assert_eq!(touch_registry(&first.registry, "a", t + 1_999), None);
+        let marked = touch_registry(&first.registry, "a", t + 2_000).unwrap();
+        assert_eq!(marked.registry.get("a"), Some(t + 2_000));
+        let reloaded = touch_registry(&marked.registry, "b", t + 3_000).unwrap();
+        assert_eq!(reloaded.registry.seen.len(), 2);
+        assert!(reloaded.evicted.is_empty(), "a may still be in use");
+        let mut reg = reloaded.registry;
+        for now in (t + 5_000..=t + 32_000).step_by(2_000) {
+            if let Some(u) = touch_registry(&reg, "b", now) {
+                assert!(u.evicted.is_empty(), "{now}");
+                reg = u.registry;
+            }
+        }
+        let dropped = touch_registry(&reg, "b", t + 32_001).unwrap();
+        assert_eq!(dropped.evicted, vec!["a".to_string()]);
+        assert_eq!(dropped.registry.seen, vec![("b".to_string(), t + 32_001)]);
+        assert_eq!(
+            touch_registry(&dropped.registry, "a", t + 32_002)
+                .unwrap()
+                .registry
+                .seen
+                .len(),
+            2,
+            "a configuration coming back registers again"
+        );
+    }
+
+    #[test]
+    fn the_registry_is_bounded() {
+        let mut reg = Registry::default();
+        for i in 0..(REGISTRY_MAX as u64 + 5) {
+            if let Some(u) = touch_registry(&reg, &format!("fp{i}"), 1_000 + i) {
+                reg = u.registry;
+            }
+        }
+        assert_eq!(reg.seen.len(), REGISTRY_MAX);
+        assert!(reg.get(&format!("fp{}", REGISTRY_MAX + 4)).is_some());
+        assert!(
+            reg.get("fp0").is_none(),
+            "the least recently seen went first"
+        );
+        assert_eq!(Registry::decode(&reg.encode()), reg);
+        assert_eq!(Registry::decode(b"junk"), Registry::default());
+        assert_eq!(meta_key("f"), "aml_auth.jwks.f.meta");
+        assert_eq!(keys_key("f"), "aml_auth.jwks.f.keys");
     }
 }

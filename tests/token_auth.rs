@@ -728,3 +728,61 @@ fn a_source_change_never_reuses_old_keys_and_answers_503_with_local_keys_too() {
     assert!(resp.header("retry-after").is_some());
     assert_status(&get_bearer(envoy.main(), "/", &local_token()), 200, None);
 }
+
+#[test]
+fn superseded_sources_lose_their_shared_entries() {
+    let upstream = Server::upstream();
+    let a = jwks_server(&standard_jwks());
+    let b = jwks_server(&standard_jwks());
+    let dir = scratch_dir("superseded");
+    let config_a = token_config(remote_source("a", 600, 86_400));
+    let (filter, ecds) = ecds_filter(&dir, &config_a.to_string());
+    let envoy = Envoy::start_with(
+        &bootstrap(
+            vec![listener("main", vec![filter], vec![route_to("upstream")])],
+            vec![
+                cluster("upstream", upstream.addr),
+                cluster("a", a.addr),
+                cluster("b", b.addr),
+            ],
+        ),
+        &EnvoyOptions {
+            concurrency: 2,
+            ..EnvoyOptions::default()
+        },
+    );
+    let token = rsa_a()
+        .sign("RS256", Some("rsa-a"), &good_claims())
+        .unwrap();
+    assert!(wait_until(DEADLINE, || get_bearer(
+        envoy.main(),
+        "/",
+        &token
+    )
+    .status
+        == 200));
+    assert_eq!(a.count(), 1);
+    reload_ecds(&ecds, &token_config(remote_source("b", 600, 86_400)), 2);
+    assert!(wait_until(DEADLINE, || b.count() >= 1));
+    assert!(
+        wait_until(Duration::from_secs(60), || envoy
+            .stat("aml_auth.jwks.superseded_dropped")
+            >= 1),
+        "the entries of source a were never dropped:\n{}",
+        envoy.log_tail(20)
+    );
+    assert_eq!(envoy.stat("aml_auth.jwks.sources_tracked"), 1);
+    assert_status(&get_bearer(envoy.main(), "/", &token), 200, None);
+    reload_ecds(&ecds, &config_a, 3);
+    assert!(
+        wait_until(DEADLINE, || a.count() >= 2),
+        "back on source a, its dropped key set was not fetched again"
+    );
+    assert!(wait_until(DEADLINE, || get_bearer(
+        envoy.main(),
+        "/",
+        &token
+    )
+    .status
+        == 200));
+}
