@@ -696,7 +696,7 @@ fn token_issue_rs256_and_es256_verify_with_the_filters_own_verifier() {
             .as_array()
             .unwrap()
             .iter()
-            .find(|k| k["alg"] == alg)
+            .find(|k| k["kty"] == if alg == "RS256" { "RSA" } else { "EC" })
             .unwrap()["kid"]
             .clone();
         assert_eq!(
@@ -911,8 +911,8 @@ fn token_issue_and_jwks_refusals() {
 fn jwks_publishes_each_key_with_thumbprint_kid_use_and_alg() {
     let set = jwks_of(&["rsa-a.pem", "rsa-b.pem", "p256-a.pem", "ed25519-a.pem"]);
     let keys = set["keys"].as_array().unwrap();
-    let algs: Vec<&str> = keys.iter().map(|k| k["alg"].as_str().unwrap()).collect();
-    assert_eq!(algs, ["RS256", "RS256", "ES256", "EdDSA"]);
+    let algs: Vec<Option<&str>> = keys.iter().map(|k| k["alg"].as_str()).collect();
+    assert_eq!(algs, [None, None, Some("ES256"), Some("EdDSA")]);
     for (jwk, pem) in keys
         .iter()
         .zip(["rsa-a.pem", "rsa-b.pem", "p256-a.pem", "ed25519-a.pem"])
@@ -927,6 +927,52 @@ fn jwks_publishes_each_key_with_thumbprint_kid_use_and_alg() {
         parse_jwks(set.to_string().as_bytes()).unwrap().keys.len(),
         4
     );
+}
+
+/// Every algorithm `token issue` offers verifies against the JWKS `jwks` publishes for the same
+/// keys (issue 11: PS256/RS384/RS512 tokens were refused with key_alg_mismatch).
+#[test]
+fn jwks_admits_every_algorithm_token_issue_signs_with() {
+    let set = jwks_of(&["rsa-a.pem", "p256-a.pem", "ed25519-a.pem"]);
+    let keys = parse_jwks(set.to_string().as_bytes()).unwrap().keys;
+    let policy = TokenPolicy {
+        issuer: "i".into(),
+        audiences: Some(vec!["a".into()]),
+        clock_skew_seconds: 60,
+        max_lifetime_seconds: None,
+        require_expiration: true,
+    };
+    let cases = [
+        ("rsa-a.pem", "RS256"),
+        ("rsa-a.pem", "RS384"),
+        ("rsa-a.pem", "RS512"),
+        ("rsa-a.pem", "PS256"),
+        ("rsa-a.pem", "PS384"),
+        ("rsa-a.pem", "PS512"),
+        ("p256-a.pem", "ES256"),
+        ("ed25519-a.pem", "EdDSA"),
+    ];
+    for (pem, alg) in cases {
+        let out = cli(&[
+            "token",
+            "issue",
+            "--signing-key",
+            &data(pem),
+            "--issuer",
+            "i",
+            "--audience",
+            "a",
+            "--ttl",
+            "60",
+            "--alg",
+            alg,
+        ]);
+        assert_ok(&out);
+        let token = stdout(&out).lines().next().unwrap().to_string();
+        let verified = verify(&token, &keys, &policy, unix_now())
+            .unwrap_or_else(|e| panic!("{alg} token refused by the published JWKS: {e}"));
+        assert_eq!(verified.alg().as_str(), alg);
+    }
 }
 
 #[test]
@@ -994,4 +1040,87 @@ fn usage_errors_exit_2_with_a_hint() {
         assert_refused(&out, 2, fragment);
         assert!(stderr(&out).contains("--help` for usage"), "{args:?}");
     }
+}
+
+/// Runs the binary with stdout (and stderr, when `both`) a pipe whose reader is already gone,
+/// as `aml-auth ... | head -1` leaves it once head has read its line.
+fn cli_into_closed_pipe(args: &[&str], both: bool) -> Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_aml-auth"));
+    cmd.args(args).stdout(writer.try_clone().unwrap());
+    if both {
+        cmd.stderr(writer);
+    } else {
+        cmd.stderr(std::process::Stdio::piped());
+    }
+    cmd.output().unwrap()
+}
+
+/// Issue 11: `token issue | head -1` exited 101 (`failed printing to stdout: Broken pipe`),
+/// breaking scripts under `set -o pipefail`. Every printing command now ends quietly with its
+/// own status when its reader has gone; a new key that could not be printed is a failure.
+#[test]
+fn a_closed_stdout_ends_every_command_quietly() {
+    let dir = scratch_dir("cli-epipe");
+    let cfg = write(
+        &dir,
+        "c.json",
+        r#"{"primary_key":"k1","secondary_key":"k2"}"#,
+    );
+    let cfg = cfg.to_str().unwrap();
+    let rsa = data("rsa-a.pem");
+    let issue = [
+        "token",
+        "issue",
+        "--signing-key",
+        &rsa,
+        "--issuer",
+        "i",
+        "--audience",
+        "a",
+        "--ttl",
+        "60",
+    ];
+    let cases: &[(&[&str], i32)] = &[
+        (&issue, 0),
+        (&["jwks", "--signing-key", &rsa], 0),
+        (&["keys", "generate"], 0),
+        (&["keys", "list", "--config", cfg], 0),
+        (&["--help"], 0),
+        (&["token", "issue", "--help"], 0),
+        (&["keys", "list", "--config", "/nonexistent"], 1),
+        (&["bogus"], 2),
+    ];
+    for (args, code) in cases {
+        for both in [false, true] {
+            let out = cli_into_closed_pipe(args, both);
+            assert_eq!(
+                out.status.code(),
+                Some(*code),
+                "{args:?} (stderr closed too: {both}): {}",
+                stderr(&out)
+            );
+            if !both {
+                assert!(
+                    !stderr(&out).contains("panicked") && !stderr(&out).contains("Broken pipe"),
+                    "{args:?}: {}",
+                    stderr(&out)
+                );
+            }
+        }
+    }
+    let before = read(Path::new(cfg));
+    let out = cli_into_closed_pipe(&["keys", "regen", "primary", "--config", cfg], false);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot write to stdout"),
+        "{}",
+        stderr(&out)
+    );
+    assert_ne!(
+        read(Path::new(cfg)),
+        before,
+        "the file was written before printing"
+    );
 }

@@ -257,17 +257,17 @@ pub fn regen(req: &Regen<'_>) -> Result<String, CliError> {
         ))
     })?;
     for note in &notes {
-        eprintln!("aml-auth: note: {note}");
+        crate::note(&format!("note: {note}"));
     }
     let form = if req.hashed {
         "sha256: digest"
     } else {
         "plaintext key"
     };
-    eprintln!(
-        "aml-auth: {shown}: new {slot_name} key of `{target}` written to `{}` as its {form}",
+    crate::note(&format!(
+        "{shown}: new {slot_name} key of `{target}` written to `{}` as its {form}",
         edit.field
-    );
+    ));
     if let Some((staged, path, rewritten)) = ecds_staged {
         staged.commit().map_err(|e| {
             CliError::fail(format!(
@@ -276,17 +276,17 @@ pub fn regen(req: &Regen<'_>) -> Result<String, CliError> {
             ))
         })?;
         if rewritten.diverged {
-            eprintln!(
-                "aml-auth: note: --envoy-ecds {} held a plugin configuration other than --config's; it now holds --config's",
+            crate::note(&format!(
+                "note: --envoy-ecds {} held a plugin configuration other than --config's; it now holds --config's",
                 path.display()
-            );
+            ));
         }
-        eprintln!(
-            "aml-auth: {}: {} Wasm resource(s) updated, version_info {}",
+        crate::note(&format!(
+            "{}: {} Wasm resource(s) updated, version_info {}",
             path.display(),
             rewritten.resources,
             rewritten.version
-        );
+        ));
     }
     Ok(key)
 }

@@ -8,6 +8,7 @@ mod jsonspan;
 mod keys;
 mod token;
 
+use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -109,8 +110,10 @@ iss, aud, iat, nbf, exp and sub come from their own options and cannot be set wi
 const JWKS_USAGE: &str = "usage: aml-auth jwks --signing-key FILE [--signing-key FILE]...
 
 Prints the public JWKS of these PKCS#8 PEM private keys as JSON, each key with
-kid = its RFC 7638 thumbprint, use = sig and alg = RS256, ES256 or EdDSA by key type,
-ready to serve as the workspace's JWKS (or to paste into token.local_jwks).
+kid = its RFC 7638 thumbprint and use = sig, ready to serve as the workspace's JWKS (or to
+paste into token.local_jwks). P-256 keys carry alg = ES256 and Ed25519 keys alg = EdDSA; RSA
+keys carry no alg, so they verify every algorithm `token issue --alg` signs RSA tokens with
+(RS256, RS384, RS512, PS256, PS384, PS512), as Entra ID's published keys do.
 ";
 
 /// Why a command did not succeed.
@@ -138,32 +141,76 @@ impl CliError {
     }
 }
 
-/// What a successful command prints on stdout.
-type Output = Vec<String>;
+/// What a command that ran prints on stdout, and its exit status.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Output {
+    /// Lines for stdout.
+    pub lines: Vec<String>,
+    /// Exit status: 0, or 1 for a command whose answer is "no" (`token check` denying).
+    pub status: u8,
+    /// Whether losing stdout loses something only stdout had (a new key): then a closed stdout
+    /// is a failure, not a reader that has seen enough.
+    pub essential: bool,
+}
+
+impl From<Vec<String>> for Output {
+    fn from(lines: Vec<String>) -> Self {
+        Output {
+            lines,
+            status: 0,
+            essential: false,
+        }
+    }
+}
+
+/// Writes a line to stderr; a closed or broken stderr is not worth dying for.
+pub fn note(line: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "aml-auth: {line}");
+}
+
+fn write_lines(lines: &[String]) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    for line in lines {
+        writeln!(out, "{line}")?;
+    }
+    out.flush()
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match run(&args) {
-        Ok(lines) => {
-            for line in lines {
-                println!("{line}");
+        Ok(output) => match write_lines(&output.lines) {
+            Ok(()) => ExitCode::from(output.status),
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe && !output.essential => {
+                ExitCode::from(output.status)
             }
-            ExitCode::SUCCESS
-        }
+            Err(e) if output.essential => {
+                note(&format!(
+                    "cannot write to stdout: {e}; the change was made but its output (the new key) is lost: run the command again"
+                ));
+                ExitCode::FAILURE
+            }
+            Err(e) => {
+                note(&format!("cannot write to stdout: {e}"));
+                ExitCode::FAILURE
+            }
+        },
         Err(CliError::Usage { message, command }) => {
-            eprintln!("aml-auth: {message}");
-            eprintln!("Run `{command} --help` for usage.");
+            note(&message);
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "Run `{command} --help` for usage.");
             ExitCode::from(2)
         }
         Err(CliError::Fail(message)) => {
-            eprintln!("aml-auth: {message}");
+            note(&message);
             ExitCode::FAILURE
         }
     }
 }
 
 fn help(text: &str) -> Result<Output, CliError> {
-    Ok(vec![text.trim_end().to_string()])
+    Ok(vec![text.trim_end().to_string()].into())
 }
 
 fn is_help(word: &str) -> bool {
@@ -240,7 +287,7 @@ fn keys_generate(args: &[String]) -> Result<Output, CliError> {
     let key = generate_key()
         .map_err(|e| CliError::fail(format!("cannot read random bytes from the OS: {e}")))?;
     let digest = KeyDigest::of(key.as_bytes()).to_configured();
-    Ok(vec![key, digest])
+    Ok(vec![key, digest].into())
 }
 
 fn keys_regen(args: &[String]) -> Result<Output, CliError> {
@@ -278,7 +325,11 @@ fn keys_regen(args: &[String]) -> Result<Output, CliError> {
         hashed: p.switch("--hashed"),
         envoy_ecds: p.value("--envoy-ecds").map(Path::new),
     };
-    Ok(vec![keys::regen(&req)?])
+    Ok(Output {
+        lines: vec![keys::regen(&req)?],
+        status: 0,
+        essential: true,
+    })
 }
 
 fn keys_list(args: &[String]) -> Result<Output, CliError> {
@@ -288,7 +339,7 @@ fn keys_list(args: &[String]) -> Result<Output, CliError> {
     };
     p.at_most_positionals(0).map_err(CliError::usage(CMD))?;
     let config = p.required("--config").map_err(CliError::usage(CMD))?;
-    keys::list(Path::new(config))
+    keys::list(Path::new(config)).map(Output::from)
 }
 
 fn token_issue(args: &[String]) -> Result<Output, CliError> {
@@ -353,7 +404,8 @@ fn token_issue(args: &[String]) -> Result<Output, CliError> {
             issued.refresh_by,
             token::rfc3339(issued.refresh_by)
         ),
-    ])
+    ]
+    .into())
 }
 
 fn jwks(args: &[String]) -> Result<Output, CliError> {
@@ -368,7 +420,7 @@ fn jwks(args: &[String]) -> Result<Output, CliError> {
     }
     let set = token::jwks(&paths)?;
     let text = serde_json::to_string_pretty(&set).map_err(|e| CliError::fail(e.to_string()))?;
-    Ok(vec![text])
+    Ok(vec![text].into())
 }
 
 #[cfg(test)]
@@ -402,7 +454,11 @@ mod tests {
             (&["help", "jwks"], JWKS_USAGE),
         ];
         for (words, want) in cases {
-            assert_eq!(run_words(words).unwrap(), [want.trim_end()], "{words:?}");
+            assert_eq!(
+                run_words(words).unwrap().lines,
+                [want.trim_end()],
+                "{words:?}"
+            );
         }
     }
 
