@@ -57,14 +57,17 @@ clients to it, then regenerate the other.
   --service NAME         the key of services[].name == NAME instead of the top-level key; a
                          service inheriting the top-level key gets its own
   --hashed               store the key's sha256: digest instead of the key
-  --envoy-ecds FILE      also set the plugin configuration of every Wasm filter resource in this
-                         Envoy ECDS file (JSON) and bump its version_info, so an Envoy watching
-                         it applies the new key without a restart
+  --envoy-ecds FILE      also set the plugin configuration in this Envoy ECDS file (JSON) and
+                         bump its version_info, so an Envoy watching it applies the new key
+                         without a restart; the file must hold exactly one resource, this
+                         filter's Wasm resource
 
 The edited configuration is checked with the filter's own parser (env: keys are looked up in
 this process's environment) before anything is written; files are replaced atomically (temp
-file and rename) keeping their permissions. A key stored as env:NAME is refused: it lives in
-that variable, not in the file.
+file and rename) keeping their owner, group and mode; a file this user may not write (e.g.
+mode 0444) is refused. Concurrent regenerations of one configuration take turns (a lock file,
+.FILE.aml-auth-lock, beside it), so the key each prints is the one both files hold. A key
+stored as env:NAME is refused: it lives in that variable, not in the file.
 ";
 
 const LIST_USAGE: &str = "usage: aml-auth keys list --config FILE
