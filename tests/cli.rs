@@ -1011,7 +1011,7 @@ fn every_command_has_help_on_stdout() {
             "usage: aml-auth keys regen",
         ),
         (&["keys", "list", "--help"], "usage: aml-auth keys list"),
-        (&["token", "--help"], "usage: aml-auth token issue"),
+        (&["token", "--help"], "usage: aml-auth token <issue|check>"),
         (&["token", "issue", "-h"], "usage: aml-auth token issue"),
         (&["jwks", "--help"], "usage: aml-auth jwks"),
     ];
