@@ -195,18 +195,18 @@ fn an_allowed_token_passes_every_check_and_shows_its_decoded_parts() {
             .contains("service: default (the top-level policy), mode token"));
         assert!(r.stdout.contains("keys: 2 usable from token.local_jwks"));
         assert!(
-            r.stdout.contains(&format!("\"iss\": \"{ISS}\"")),
+            r.stdout.contains(&format!("\"iss\":\"{ISS}\"")),
             "{}",
             r.stdout
         );
-        assert!(r.stdout.contains("\"role\": \"scorer\""), "{}", r.stdout);
+        assert!(r.stdout.contains("\"role\":\"scorer\""), "{}", r.stdout);
         let alg = if pem.starts_with("rsa") {
             "RS256"
         } else {
             "ES256"
         };
         assert!(
-            r.stdout.contains(&format!("\"alg\": \"{alg}\"")),
+            r.stdout.contains(&format!("token header: {{\"alg\":\"{alg}\"")),
             "{}",
             r.stdout
         );

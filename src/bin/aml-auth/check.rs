@@ -231,7 +231,7 @@ fn decoded(part: Option<&str>) -> String {
         return "(not base64url)".to_string();
     };
     match serde_json::from_slice::<Value>(&bytes) {
-        Ok(value) => serde_json::to_string_pretty(&value).unwrap_or_default(),
+        Ok(value) => serde_json::to_string(&value).unwrap_or_default(),
         Err(_) => format!("(not JSON: {})", String::from_utf8_lossy(&bytes)),
     }
 }
