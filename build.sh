@@ -290,7 +290,8 @@ cmd_test() {
   local out="$ROOT/target/test-output.log" rc=0
   mkdir -p "$ROOT/target"
   set +e
-  AML_ENVOY="$ENVOY" AML_WASM="$WASM" cargo test --all-targets --no-fail-fast 2>&1 | tee "$out"
+  AML_ENVOY="$ENVOY" AML_WASM="$WASM" AML_PYTHON="$(python_with_yaml)" \
+    cargo test --all-targets --no-fail-fast 2>&1 | tee "$out"
   rc=${PIPESTATUS[0]}
   set -e
   build_fuzz_targets

@@ -90,11 +90,13 @@ fn read(path: &Path) -> String {
     fs::read_to_string(path).unwrap()
 }
 
-/// The files in `dir`, to show no temporary file is left behind.
+/// The files in `dir`, to show no temporary file is left behind (`keys regen`'s lock files,
+/// `.NAME.aml-auth-lock`, stay by design).
 fn listing(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.ends_with(".aml-auth-lock"))
         .collect();
     names.sort();
     names
@@ -480,19 +482,25 @@ fn regen_rewrites_the_envoy_ecds_file() {
 }
 
 #[test]
-fn regen_refuses_an_ecds_file_without_the_wasm_filter_and_touches_neither_file() {
+fn regen_refuses_an_ecds_file_that_is_not_this_filters_alone_and_touches_neither_file() {
     let dir = scratch_dir("cli-ecds-refuse");
     let text = CONFIG.replace("naïve-free", "plain");
     let config = write(&dir, "config.json", &text);
     let mut not_wasm = ecds_doc(&text, Some("3"));
     not_wasm["resources"][0]["typed_config"] =
         json!({"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"});
+    let mut two = ecds_doc(&text, Some("3"));
+    let copy = two["resources"][0].clone();
+    two["resources"].as_array_mut().unwrap().push(copy);
+    let foreign = ecds_doc("{\"rate_limit\": {\"rps\": 5}}", Some("3"));
     let cases = [
         (
             not_wasm.to_string(),
             "no resource whose typed_config is the Wasm filter",
         ),
         ("{\"resources\": ".to_string(), "not valid JSON"),
+        (two.to_string(), "has 2 resources"),
+        (foreign.to_string(), "is not aml-auth-filter's"),
     ];
     for (ecds_text, fragment) in cases {
         let ecds = write(&dir, "ecds.json", &ecds_text);
@@ -1003,7 +1011,7 @@ fn every_command_has_help_on_stdout() {
             "usage: aml-auth keys regen",
         ),
         (&["keys", "list", "--help"], "usage: aml-auth keys list"),
-        (&["token", "--help"], "usage: aml-auth token issue"),
+        (&["token", "--help"], "usage: aml-auth token <issue|check>"),
         (&["token", "issue", "-h"], "usage: aml-auth token issue"),
         (&["jwks", "--help"], "usage: aml-auth jwks"),
     ];
@@ -1123,4 +1131,148 @@ fn a_closed_stdout_ends_every_command_quietly() {
         before,
         "the file was written before printing"
     );
+}
+
+fn regen_with_ecds(slot: &str, config: &Path, ecds: &Path) -> Output {
+    cli(&[
+        "keys",
+        "regen",
+        slot,
+        "--config",
+        config.to_str().unwrap(),
+        "--envoy-ecds",
+        ecds.to_str().unwrap(),
+    ])
+}
+
+/// The plugin configuration an ECDS file holds.
+fn ecds_config(ecds: &Path) -> String {
+    let doc: Value = serde_json::from_str(&read(ecds)).unwrap();
+    doc["resources"][0]["typed_config"]["config"]["configuration"]["value"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Issue 10 item 10: primary and secondary regenerated at the same moment lost updates (a
+/// printed key in neither file, the two files disagreeing). The lock beside the configuration
+/// serialises them: every round, both keys printed are the ones both files hold.
+#[test]
+fn concurrent_regens_serialise_and_every_printed_key_is_in_both_files() {
+    let dir = scratch_dir("cli-regen-concurrent");
+    let text = "{\n  \"primary_key\": \"p0\",\n  \"secondary_key\": \"s0\"\n}\n";
+    let config = write(&dir, "config.json", text);
+    let ecds = write(
+        &dir,
+        "ecds.json",
+        &serde_json::to_string_pretty(&ecds_doc(text, Some("1"))).unwrap(),
+    );
+    for round in 0..25 {
+        let (primary, secondary) = std::thread::scope(|scope| {
+            let p = scope.spawn(|| regen_with_ecds("primary", &config, &ecds));
+            let s = scope.spawn(|| regen_with_ecds("secondary", &config, &ecds));
+            (p.join().unwrap(), s.join().unwrap())
+        });
+        assert_ok(&primary);
+        assert_ok(&secondary);
+        let (primary, secondary) = (last_line(&primary), last_line(&secondary));
+        let on_disk = read(&config);
+        assert_eq!(
+            ecds_config(&ecds),
+            on_disk,
+            "round {round}: the files disagree"
+        );
+        let cfg = parse_config(&on_disk);
+        assert_eq!(
+            slot_of(&cfg, None, &primary),
+            Some(KeySlot::Primary),
+            "round {round}: the printed primary key is not in the files"
+        );
+        assert_eq!(
+            slot_of(&cfg, None, &secondary),
+            Some(KeySlot::Secondary),
+            "round {round}: the printed secondary key is not in the files"
+        );
+    }
+    assert_eq!(listing(&dir), ["config.json", "ecds.json"]);
+}
+
+/// Issue 10 item 11: run as root on files owned by the Envoy user, regen replaced them
+/// root:root with its own mode, and Envoy could no longer read them. Owner, group and mode are
+/// kept (these tests run as root: the files are given to uid/gid 65534).
+#[test]
+fn regen_keeps_owner_group_and_mode_of_both_files() {
+    use std::os::unix::fs::MetadataExt as _;
+    let dir = scratch_dir("cli-regen-owner");
+    let text = "{\"primary_key\": \"p0\", \"secondary_key\": \"s0\"}\n";
+    let config = write(&dir, "config.json", text);
+    let ecds = write(
+        &dir,
+        "ecds.json",
+        &serde_json::to_string(&ecds_doc(text, None)).unwrap(),
+    );
+    for (path, mode) in [(&config, 0o640), (&ecds, 0o604)] {
+        std::os::unix::fs::chown(path, Some(65534), Some(65534)).unwrap();
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let out = regen_with_ecds("primary", &config, &ecds);
+    assert_ok(&out);
+    let key = last_line(&out);
+    assert_eq!(
+        slot_of(&parse_config(&read(&config)), None, &key),
+        Some(KeySlot::Primary)
+    );
+    assert_eq!(ecds_config(&ecds), read(&config));
+    for (path, mode) in [(&config, 0o640), (&ecds, 0o604)] {
+        let meta = fs::metadata(path).unwrap();
+        assert_eq!(
+            (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+            (65534, 65534, mode),
+            "{}",
+            path.display()
+        );
+    }
+}
+
+/// Issue 10 item 12: a read-only (0444) file was silently replaced. It is refused, and neither
+/// file changes.
+#[test]
+fn regen_refuses_read_only_files() {
+    let dir = scratch_dir("cli-regen-readonly");
+    let text = "{\"primary_key\": \"p0\", \"secondary_key\": \"s0\"}\n";
+    let ecds_text = serde_json::to_string(&ecds_doc(text, None)).unwrap();
+    for read_only in ["config.json", "ecds.json"] {
+        let config = write(&dir, "config.json", text);
+        let ecds = write(&dir, "ecds.json", &ecds_text);
+        let target = dir.join(read_only);
+        fs::set_permissions(&target, fs::Permissions::from_mode(0o444)).unwrap();
+        let out = regen_with_ecds("secondary", &config, &ecds);
+        assert_refused(&out, 1, "is not writable (mode 0444)");
+        assert!(stderr(&out).contains(read_only), "{}", stderr(&out));
+        assert_eq!(read(&config), text);
+        assert_eq!(read(&ecds), ecds_text);
+        assert_eq!(
+            fs::metadata(&target).unwrap().permissions().mode() & 0o7777,
+            0o444
+        );
+        fs::set_permissions(&target, fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(listing(&dir), ["config.json", "ecds.json"]);
+    }
+}
+
+/// Issue 11: an ECDS file given as --config was blamed on "the edited configuration"; the
+/// refusal now says which file goes where.
+#[test]
+fn an_ecds_file_as_config_is_refused_with_a_hint() {
+    let dir = scratch_dir("cli-ecds-as-config");
+    let text = "{\"primary_key\": \"p0\"}";
+    let ecds_text = serde_json::to_string_pretty(&ecds_doc(text, Some("4"))).unwrap();
+    let ecds = write(&dir, "ecds.json", &ecds_text);
+    let path = ecds.to_str().unwrap();
+    let out = cli(&["keys", "regen", "primary", "--config", path]);
+    assert_refused(&out, 1, "this is an Envoy ECDS file");
+    assert!(stderr(&out).contains("--envoy-ecds"), "{}", stderr(&out));
+    assert_eq!(read(&ecds), ecds_text);
+    let out = cli(&["keys", "list", "--config", path]);
+    assert_refused(&out, 1, "--envoy-ecds");
 }
