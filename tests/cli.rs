@@ -574,13 +574,7 @@ fn keys_list_shows_modes_and_storage_but_never_keys() {
                 "primary=inherited",
                 "secondary=env:AML_TEST_SECONDARY"
             ],
-            vec![
-                "fraud",
-                "/fraud/",
-                "token",
-                "primary=inherited",
-                "secondary=inherited"
-            ],
+            vec!["fraud", "/fraud/", "token", "primary=n/a", "secondary=n/a"],
             vec![
                 "vip",
                 "/vip/",
@@ -588,13 +582,7 @@ fn keys_list_shows_modes_and_storage_but_never_keys() {
                 "primary=plaintext",
                 "secondary=inherited"
             ],
-            vec![
-                "open",
-                "/open/",
-                "none",
-                "primary=inherited",
-                "secondary=inherited"
-            ],
+            vec!["open", "/open/", "none", "primary=n/a", "secondary=n/a"],
         ]
     );
     for secret in [
@@ -844,6 +832,18 @@ fn token_issue_and_jwks_refusals() {
             &[],
             1,
             "not a PKCS#8 PEM private key",
+        ),
+        (
+            base(&data("rsa-a-pkcs1.pem")),
+            &[],
+            1,
+            "this is a PKCS#1 key: convert it to PKCS#8 with `openssl pkcs8 -topk8 -nocrypt -in",
+        ),
+        (
+            base(&data("p256-a-sec1.pem")),
+            &[],
+            1,
+            "this is a SEC1 key: convert it to PKCS#8 with `openssl pkcs8 -topk8 -nocrypt -in",
         ),
         (
             base(&rsa),

@@ -79,7 +79,8 @@ Prints one line per policy: the top-level policy (`default`) first, then each se
   NAME  PATH_PREFIX  MODE  primary=STORAGE  secondary=STORAGE
 
 PATH_PREFIX is `-` for default; MODE is key, token or none; STORAGE is plaintext, hashed,
-env:NAME, inherited (from the top level) or absent. Keys and digests are never printed.
+env:NAME, inherited (from the top level), absent, or n/a for a service whose mode is not key
+(its requests never meet a key). Keys and digests are never printed.
 The configuration is checked with the filter's own parser; env: variables that are unset in
 this shell are assumed to be set in the proxy.
 ";
