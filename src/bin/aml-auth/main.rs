@@ -106,8 +106,10 @@ shows every problem; the verdict stops at the first, as the filter does.
   --service NAME     judge under services[].name == NAME (`default`: the top-level policy)
   --path PATH        judge under the service the filter routes this :path to
   --host HOST        with --path: the request's Host (:authority)
-  --jwks FILE        the key set (JWKS JSON); default: the configuration's token.local_jwks.
-                     Nothing is fetched: a remote_jwks source is not consulted
+  --jwks FILE        the remote key set (JWKS JSON, e.g. saved with curl), held beside the
+                     configuration's token.local_jwks as the filter holds a fetched set.
+                     Nothing is fetched: without --jwks only local_jwks judges, as in the
+                     filter before its first fetch (a kid it lacks: 503 jwks_unavailable)
   --at TIME          judge at this time, Unix seconds or RFC 3339 (2024-05-01T12:00:00Z);
                      default now
 
