@@ -1099,6 +1099,8 @@ fn a_closed_stdout_ends_every_command_quietly() {
         (&["token", "issue", "--help"], 0),
         (&["keys", "list", "--config", "/nonexistent"], 1),
         (&["bogus"], 2),
+        (&["token", "check", "--config", cfg, "a.b.c"], 1),
+        (&["token", "check", "--help"], 0),
     ];
     for (args, code) in cases {
         for both in [false, true] {
