@@ -239,6 +239,8 @@ cmd_fuzz() {
   ensure_fuzz_tools
   local seconds="${FUZZ_SECONDS:-60}" target out runs summary=()
   fuzz_seeds
+  log "building the fuzz targets (cargo +nightly fuzz build; the first build takes minutes)"
+  cargo +nightly fuzz build --debug-assertions
   for target in "${FUZZ_TARGETS[@]}"; do
     log "fuzzing $target for ${seconds}s"
     out=$(mktemp)
