@@ -262,9 +262,21 @@ bench_micro() {
   } | tee "$out"
 }
 
-# End-to-end benchmark (bench/main.rs): one Envoy, one listener per scenario, wrk in interleaved
+# The benchmark's floor modules (bench/floor/*.wat), assembled with binaryen's wasm-as.
+build_floor_modules() {
+  command -v wasm-as >/dev/null || apt_install binaryen
+  mkdir -p "$ROOT/target/bench/floor"
+  local wat
+  for wat in "$ROOT"/bench/floor/*.wat; do
+    wasm-as --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int \
+      --enable-mutable-globals "$wat" -o "$ROOT/target/bench/floor/$(basename "$wat" .wat).wasm"
+  done
+}
+
+# End-to-end benchmark (bench/main.rs): one Envoy, one listener per scenario (the floor modules of
+# bench/floor among them), wrk in interleaved
 # rounds; writes bench/results.md, bench/results.json and bench/ratios.svg. Extra arguments go to
-# the driver (--rounds N --seconds S --connections C --only a,b). `bench micro` runs only the
+# the driver (--rounds N --seconds S --connections C --only a,b --out DIR). `bench micro` runs only the
 # verify-cost micro-benchmark, native and in V8.
 cmd_bench() {
   if [ "${1:-}" = "micro" ]; then
@@ -274,10 +286,12 @@ cmd_bench() {
   ensure_envoy
   command -v wrk >/dev/null || apt_install wrk
   cmd_wasm
+  build_floor_modules
   log "building the benchmark driver"
   cargo build --quiet --example bench
   log "running (load average: $(cut -d' ' -f1-3 /proc/loadavg))"
-  target/debug/examples/bench --wasm "$WASM" --envoy "$ENVOY" --wrk "$(command -v wrk)" "$@"
+  target/debug/examples/bench --wasm "$WASM" --envoy "$ENVOY" --wrk "$(command -v wrk)" \
+    --floor "$ROOT/target/bench/floor/floor.wasm" --floor-key "$ROOT/target/bench/floor/floor_key.wasm" "$@"
   bench_micro
 }
 
