@@ -274,10 +274,9 @@ build_floor_modules() {
 }
 
 # End-to-end benchmark (bench/main.rs): one Envoy, one listener per scenario (the floor modules of
-# bench/floor among them), wrk in interleaved
-# rounds; writes bench/results.md, bench/results.json and bench/ratios.svg. Extra arguments go to
-# the driver (--rounds N --seconds S --connections C --only a,b --out DIR). `bench micro` runs only the
-# verify-cost micro-benchmark, native and in V8.
+# bench/floor among them), wrk in interleaved rounds; writes bench/results.md, bench/results.json
+# and bench/ratios.svg. Extra arguments go to the driver (--rounds N --seconds S --connections C
+# --only a,b --out DIR). `bench micro` runs only the verify-cost micro-benchmark, native and in V8.
 cmd_bench() {
   if [ "${1:-}" = "micro" ]; then
     bench_micro
