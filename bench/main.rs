@@ -507,6 +507,29 @@ fn scenarios(o: &Options, jwks: &Value) -> Vec<Scenario> {
     ]
 }
 
+/// `s` run by the filter build `b` instead of `a`, named `NAME@b`.
+fn twin(s: &Scenario, a: &Path, b: &Path) -> Scenario {
+    let name: &'static str = Box::leak(format!("{}@b", s.name).into_boxed_str());
+    let label: &'static str = Box::leak(format!("{} [{}]", s.label, b.display()).into_boxed_str());
+    let mut filters = s.filters.clone();
+    for f in &mut filters {
+        let vm = &mut f["typed_config"]["config"]["vm_config"];
+        if vm["code"]["local"]["filename"] == json!(a) {
+            vm["code"]["local"]["filename"] = json!(b);
+            vm["vm_id"] = json!(format!("{}@b", vm["vm_id"].as_str().unwrap_or("")));
+        }
+    }
+    Scenario {
+        name,
+        label,
+        native: s.native,
+        filters,
+        path: s.path,
+        tokens: s.tokens,
+        status: s.status,
+    }
+}
+
 fn listener(name: &str, filters: &[Value]) -> Value {
     let mut http_filters = filters.to_vec();
     http_filters.push(json!({
@@ -661,6 +684,18 @@ impl Envoy {
         Ok(envoy)
     }
 
+    /// CPU time Envoy's threads have run so far, in ns (from /proc/PID/task/*/schedstat).
+    fn cpu_ns(&self) -> u64 {
+        let tasks = format!("/proc/{}/task", self.child.id());
+        std::fs::read_dir(tasks)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+            .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            .sum()
+    }
+
     fn log_tail(&self) -> String {
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
@@ -687,6 +722,9 @@ struct Run {
     p50_us: f64,
     p99_us: f64,
     unexpected: i64,
+    /// Envoy's CPU time (all threads) per request during the run, in µs: unlike req/s, barely
+    /// moved by other processes competing for the cores.
+    cpu_us: f64,
 }
 
 struct Wrk<'a> {
@@ -740,6 +778,7 @@ impl Wrk<'_> {
             p50_us: num("p50_us"),
             p99_us: num("p99_us"),
             unexpected: unexpected as i64 + num("socket_errors") as i64,
+            cpu_us: 0.0,
         })
     }
 }
@@ -770,6 +809,8 @@ struct Options {
     wrk: PathBuf,
     only: Option<Vec<String>>,
     out: PathBuf,
+    /// Another build of the filter: every wasm scenario also runs with it, as `NAME@b`.
+    compare: Option<PathBuf>,
 }
 
 fn parse_options(args: &[String]) -> Result<Options> {
@@ -784,6 +825,7 @@ fn parse_options(args: &[String]) -> Result<Options> {
         wrk: PathBuf::from("wrk"),
         only: None,
         out: root().join("bench"),
+        compare: None,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -800,6 +842,7 @@ fn parse_options(args: &[String]) -> Result<Options> {
             "--wrk" => o.wrk = PathBuf::from(value),
             "--only" => o.only = Some(value.split(',').map(str::to_string).collect()),
             "--out" => o.out = PathBuf::from(value),
+            "--compare" => o.compare = Some(PathBuf::from(value)),
             _ => return Err(format!("unknown option {flag}")),
         }
     }
@@ -817,6 +860,14 @@ fn run(o: &Options) -> Result<()> {
     let mut all = scenarios(o, &jwks);
     if let Some(only) = &o.only {
         all.retain(|s| ["no_auth", "floor"].contains(&s.name) || only.iter().any(|n| n == s.name));
+    }
+    if let Some(b) = &o.compare {
+        let twins: Vec<Scenario> = all
+            .iter()
+            .filter(|s| s.name.starts_with("wasm_"))
+            .map(|s| twin(s, &o.wasm, b))
+            .collect();
+        all.extend(twins);
     }
     let listeners: Vec<Value> = all.iter().map(|s| listener(s.name, &s.filters)).collect();
     let bootstrap = json!({
@@ -889,7 +940,10 @@ fn run(o: &Options) -> Result<()> {
         for s in order {
             let before = envoy.counters("token_cache");
             let offset = offsets.get(s.name).copied().unwrap_or(0);
-            let r = wrk.run(addr_of(s)?, s, &file_of(s), o.seconds, offset)?;
+            let cpu_before = envoy.cpu_ns();
+            let mut r = wrk.run(addr_of(s)?, s, &file_of(s), o.seconds, offset)?;
+            r.cpu_us =
+                envoy.cpu_ns().saturating_sub(cpu_before) as f64 / 1e3 / r.requests.max(1) as f64;
             offsets.insert(s.name, offset + r.requests);
             let after = envoy.counters("token_cache");
             let delta =
@@ -937,6 +991,7 @@ fn run(o: &Options) -> Result<()> {
             "requests_per_second": median(rs.iter().map(|r| r.rps).collect()).round(),
             "p50_us": median(rs.iter().map(|r| r.p50_us).collect()).round(),
             "p99_us": median(rs.iter().map(|r| r.p99_us).collect()).round(),
+            "envoy_cpu_us_per_request": (median(rs.iter().map(|r| r.cpu_us).collect()) * 100.0).round() / 100.0,
             "ratio_to_no_auth": ratio_to(s.name, "no_auth").map(|r| (r * 1000.0).round() / 1000.0),
             "native": s.native,
             "ratio_to_native": s.native.and_then(|n| ratio_to(s.name, n)).map(|r| (r * 1000.0).round() / 1000.0),
@@ -1074,14 +1129,14 @@ fn markdown(report: &Value) -> String {
     let mut md = String::new();
     let _ = writeln!(
         md,
-        "| scenario | req/s | p50 µs | p99 µs | ÷ no auth | ÷ floor | ÷ native | native counterpart |"
+        "| scenario | req/s | p50 µs | p99 µs | Envoy CPU µs/req | ÷ no auth | ÷ floor | ÷ native | native counterpart |"
     );
-    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---|");
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---|");
     for row in report["scenarios"].as_array().into_iter().flatten() {
         let unexpected = row["unexpected_responses"].as_i64().unwrap_or(0);
         let _ = writeln!(
             md,
-            "| {}{} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {}{} | {} | {} | {} | {} | {} | {} | {} | {} |",
             row["label"].as_str().unwrap_or(""),
             if unexpected > 0 {
                 format!(" ({unexpected} unexpected responses)")
@@ -1091,6 +1146,7 @@ fn markdown(report: &Value) -> String {
             row["requests_per_second"],
             row["p50_us"],
             row["p99_us"],
+            row["envoy_cpu_us_per_request"],
             fmt_ratio(&row["ratio_to_no_auth"]),
             fmt_ratio(&row["ratio_to_floor"]),
             fmt_ratio(&row["ratio_to_native"]),
