@@ -8,14 +8,14 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType};
+use proxy_wasm::types::{Action, ContextType, LogLevel, MapType, MetricType};
 
 use crate::config::{self, AuthMode, FilterConfig, ServicePolicy, TokenSettings};
 use crate::jwks::{self, KeySet};
 use crate::jwks_cache::{self, Freshness, Meta, SourceTiming, TickDecision};
 use crate::jwt::TokenError;
 use crate::keys::KeySlot;
-use crate::policy::{self, Keys, TokenInputs, Verdict};
+use crate::policy::{self, Exposed, Keys, TokenInputs, Verdict};
 use crate::router::Router;
 use crate::status::{self, Denial, LocalReply};
 use crate::token_cache::{self, TokenCache};
@@ -196,7 +196,11 @@ impl State {
         if let Some((_, reply)) = self.replies.borrow().iter().find(|(d, _)| *d == denial) {
             return Rc::clone(reply);
         }
-        let reply = Rc::new(status::reply(denial, &self.config.realm));
+        let claim = match denial {
+            Denial::ClaimNotAllowed(id) => self.config.required_claim_name(id),
+            _ => None,
+        };
+        let reply = Rc::new(status::reply_naming(denial, &self.config.realm, claim));
         self.replies.borrow_mut().push((denial, Rc::clone(&reply)));
         reply
     }
@@ -502,6 +506,37 @@ struct Request {
 
 impl Context for Request {}
 
+/// Filter state names (Envoy prefixes them with `wasm.`).
+const PRINCIPAL_STATE: &str = "aml_auth_principal";
+const SERVICE_STATE: &str = "aml_auth_service";
+
+/// Removes every configured claim header from the request; false when the host refused.
+fn strip_claim_headers(state: &State) -> bool {
+    state
+        .config
+        .claim_headers
+        .iter()
+        .all(|name| hostcalls::set_map_value_bytes(MapType::HttpRequestHeaders, name, None).is_ok())
+}
+
+/// Records the caller's identity and service as filter state (`wasm.aml_auth_principal`,
+/// `wasm.aml_auth_service`), for access logs and later filters.
+fn expose(exposed: &Exposed) {
+    for (name, value) in [
+        (PRINCIPAL_STATE, exposed.principal.as_deref()),
+        (SERVICE_STATE, Some(exposed.service.as_str())),
+    ] {
+        if let Some(value) = value {
+            if let Err(status) = hostcalls::set_property(vec![name], Some(value.as_bytes())) {
+                log(
+                    LogLevel::Warn,
+                    &format!("aml-auth-filter: could not set filter state {name}: {status:?}"),
+                );
+            }
+        }
+    }
+}
+
 impl Request {
     fn deny(&self, state: &State, service: ServiceTag<'_>, denial: Denial) -> Action {
         state.metrics.outcome(service, "", "requests_denied");
@@ -538,6 +573,21 @@ impl HttpContext for Request {
             );
             return Action::Pause;
         };
+        if !strip_claim_headers(&state) {
+            log(
+                LogLevel::Error,
+                "aml-auth-filter: could not remove incoming claim headers; request refused",
+            );
+            let _ = hostcalls::send_http_response(
+                500,
+                vec![
+                    ("content-type", "application/json"),
+                    ("cache-control", "no-store"),
+                ],
+                Some(br#"{"error":"internal_error","reason":"claim_header_removal_failed"}"#),
+            );
+            return Action::Pause;
+        }
         if state.config.services.is_empty()
             && state.config.default_policy.mode == AuthMode::PassThrough
         {
@@ -601,8 +651,8 @@ impl HttpContext for Request {
                 if allowed.remove_authorization {
                     self.set_http_request_header("authorization", None);
                 }
-                for name in &allowed.remove_headers {
-                    self.set_http_request_header(name, None);
+                if let Some(exposed) = &allowed.exposed {
+                    expose(exposed);
                 }
                 for (name, value) in &allowed.set_headers {
                     self.set_http_request_header(name, Some(value));

@@ -236,7 +236,7 @@ impl Default for Kit {
 /// `joined` is the reason for the credential Envoy forwards when it drops a bare CR (the two
 /// copies of `valid` joined into one).
 fn credential_rows(valid: &str, joined: &'static str) -> Vec<Case> {
-    let long = format!("Bearer {}", "a".repeat(8 * 1024));
+    let long = format!("Bearer {}", "a".repeat(40 * 1024));
     vec![
         Case::refused("headers: no credential", Auth::Absent, "missing_credential"),
         Case::refused(
@@ -348,7 +348,7 @@ fn credential_rows(valid: &str, joined: &'static str) -> Vec<Case> {
             400,
         ),
         Case::refused(
-            "headers: credential over 8 KiB",
+            "headers: credential of 40 KiB (over max_token_bytes and any key)",
             Auth::One(long.into_bytes()),
             "credential_too_long",
         ),
@@ -609,7 +609,7 @@ pub fn header_rows(kit: &Kit, attacker_url: &str) -> Vec<Case> {
             .unwrap()
     };
     let attacker_jwk = kit.attacker.public_jwk("attacker", Some("RS256"));
-    let kid_10k = "k".repeat(10 * 1024);
+    let kid_40k = "k".repeat(40 * 1024);
     let kid_300 = "k".repeat(300);
     let es_with = |extra: Value| {
         let mut header = json!({"alg": "ES256", "typ": "JWT", "kid": "p256-a"});
@@ -742,8 +742,8 @@ pub fn header_rows(kit: &Kit, attacker_url: &str) -> Vec<Case> {
             "unknown_kid",
         ),
         Case::token(
-            "header: kid 10 KB long (credential over 8 KiB)",
-            &es_with(json!({ "kid": kid_10k })),
+            "header: kid 40 KB long (credential over max_token_bytes)",
+            &es_with(json!({ "kid": kid_40k })),
             401,
             "credential_too_long",
         ),
