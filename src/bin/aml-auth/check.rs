@@ -374,18 +374,21 @@ pub fn check(req: &Request<'_>) -> Result<Report, CliError> {
     Ok(Report { lines, allowed })
 }
 
-/// The claims check: whatever the filter refuses a verified token for (the policy's checks
-/// after the signature), read from the decision itself.
-fn claims_outcome(verdict: &Verdict, trace_reasons: &[TokenError]) -> String {
+/// The claims check: whatever the filter refuses a token for once every traced check passed
+/// (the policy's checks after the signature), read from the decision itself.
+fn claims_outcome(verdict: &Verdict, trace_failures: &[TokenError]) -> String {
     match verdict {
-        Verdict::Deny(Denial::Token(e)) if !trace_reasons.contains(e) => format!("fail {e}"),
-        Verdict::Deny(Denial::Token(_)) if !trace_reasons.is_empty() => {
+        Verdict::Allow(_) | Verdict::PassThrough => "pass".to_string(),
+        Verdict::Deny(_) if !trace_failures.is_empty() => {
             "not run (judged only on a verified token)".to_string()
         }
-        Verdict::Deny(other) if !matches!(other, Denial::Token(_)) => {
-            format!("not run ({})", other.code())
+        Verdict::Deny(d)
+            if status::KEY_DENIALS.contains(d)
+                || matches!(d, Denial::KeysUnavailable | Denial::KeysStale) =>
+        {
+            format!("not run ({})", d.code())
         }
-        _ => "pass".to_string(),
+        Verdict::Deny(d) => format!("fail {}", d.code()),
     }
 }
 
