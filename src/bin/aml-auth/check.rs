@@ -346,7 +346,7 @@ pub fn check(req: &Request<'_>) -> Result<Report, CliError> {
             lines.push("check: not run (no keys to judge the token with)".to_string());
         }
         (AuthMode::Key(_), _) => lines.push(
-            "check: not run (a key-mode service compares the credential with its keys; a token is never one)"
+            "check: not run (a key-mode service compares the credential with its keys, not as a token)"
                 .to_string(),
         ),
         (AuthMode::PassThrough, _) => {
