@@ -69,10 +69,7 @@ pub fn read_document(
     issuers: &[String],
     own_cluster: bool,
 ) -> Result<JwksLocation, DiscoveryError> {
-    let checked = crate::jwks::parse_checked(body).ok_or(DiscoveryError::NotJson)?;
-    if checked.duplicate {
-        return Err(DiscoveryError::NotJson);
-    }
+    let checked = crate::token::strict_json::parse(body).map_err(|_| DiscoveryError::NotJson)?;
     let doc = match checked.value {
         Value::Object(map) => map,
         _ => return Err(DiscoveryError::NotJson),

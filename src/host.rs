@@ -16,7 +16,7 @@ use crate::jwks_cache::{
 };
 use crate::jwt::TokenError;
 use crate::keys::KeySlot;
-use crate::policy::{self, Keys, TokenInputs, Unavailable, Verdict};
+use crate::policy::{self, Exposed, Keys, TokenInputs, Unavailable, Verdict};
 use crate::router::Router;
 use crate::status::{self, Denial, LocalReply};
 use crate::token_cache::{self, TokenCache};
@@ -197,7 +197,11 @@ impl State {
         if let Some((_, reply)) = self.replies.borrow().iter().find(|(d, _)| *d == denial) {
             return Rc::clone(reply);
         }
-        let reply = Rc::new(status::reply(denial, &self.config.realm));
+        let claim = match denial {
+            Denial::ClaimNotAllowed(id) => self.config.required_claim_name(id),
+            _ => None,
+        };
+        let reply = Rc::new(status::reply_naming(denial, &self.config.realm, claim));
         self.replies.borrow_mut().push((denial, Rc::clone(&reply)));
         reply
     }
@@ -654,6 +658,37 @@ struct Request {
 
 impl Context for Request {}
 
+/// Filter state names (Envoy prefixes them with `wasm.`).
+const PRINCIPAL_STATE: &str = "aml_auth_principal";
+const SERVICE_STATE: &str = "aml_auth_service";
+
+/// Removes every configured claim header from the request; false when the host refused.
+fn strip_claim_headers(state: &State) -> bool {
+    state
+        .config
+        .claim_headers
+        .iter()
+        .all(|name| abi::remove_header(abi::HTTP_REQUEST_HEADERS, name).is_ok())
+}
+
+/// Records the caller's identity and service as filter state (`wasm.aml_auth_principal`,
+/// `wasm.aml_auth_service`), for access logs and later filters.
+fn expose(exposed: &Exposed) {
+    for (name, value) in [
+        (PRINCIPAL_STATE, exposed.principal.as_deref()),
+        (SERVICE_STATE, Some(exposed.service.as_str())),
+    ] {
+        if let Some(value) = value {
+            if let Err(status) = abi::set_property(name, value.as_bytes()) {
+                log(
+                    LogLevel::Warn,
+                    &format!("aml-auth-filter: could not set filter state {name}: {status:?}"),
+                );
+            }
+        }
+    }
+}
+
 impl Request {
     fn deny(&self, state: &State, service: ServiceTag<'_>, denial: Denial) -> Action {
         state.metrics.outcome(service, "", "requests_denied");
@@ -713,6 +748,13 @@ impl HttpContext for Request {
             );
             return Action::Pause;
         };
+        if !strip_claim_headers(&state) {
+            log(
+                LogLevel::Error,
+                "aml-auth-filter: could not remove incoming claim headers; request refused",
+            );
+            return host_error_reply();
+        }
         if state.config.services.is_empty()
             && state.config.default_policy.mode == AuthMode::PassThrough
         {
@@ -776,18 +818,17 @@ impl HttpContext for Request {
             }
             Verdict::Allow(allowed) => {
                 let map = abi::HTTP_REQUEST_HEADERS;
-                let removed = (!allowed.remove_authorization
+                let edited = (!allowed.remove_authorization
                     || abi::remove_header(map, "authorization").is_ok())
-                    && allowed
-                        .remove_headers
-                        .iter()
-                        .all(|name| abi::remove_header(map, name).is_ok())
                     && allowed
                         .set_headers
                         .iter()
                         .all(|(name, value)| abi::replace_header(map, name, value).is_ok());
-                if !removed {
+                if !edited {
                     return host_error_reply();
+                }
+                if let Some(exposed) = &allowed.exposed {
+                    expose(exposed);
                 }
                 let metrics = &state.metrics;
                 metrics.outcome(service, "", "requests_allowed");

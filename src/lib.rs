@@ -14,6 +14,7 @@ pub mod policy;
 pub mod router;
 pub mod rsa;
 pub mod status;
+pub mod token;
 pub mod token_cache;
 
 #[cfg(not(target_arch = "wasm32"))]
