@@ -206,7 +206,8 @@ fn an_allowed_token_passes_every_check_and_shows_its_decoded_parts() {
             "ES256"
         };
         assert!(
-            r.stdout.contains(&format!("token header: {{\"alg\":\"{alg}\"")),
+            r.stdout
+                .contains(&format!("token header: {{\"alg\":\"{alg}\"")),
             "{}",
             r.stdout
         );
