@@ -167,12 +167,17 @@ pub fn issue(req: &Issue<'_>, now: i64) -> Result<Issued, CliError> {
     })
 }
 
-/// The public JWKS of these key files, each with kid = thumbprint and its default alg.
+/// The public JWKS of these key files, each with kid = its thumbprint. EC and Ed25519 keys carry
+/// their one `alg`; RSA keys carry none, so they admit every RSA algorithm `token issue` signs
+/// with (RS256/384/512, PS256/384/512), as Entra ID's published keys do.
 pub fn jwks(paths: &[&Path]) -> Result<Value, CliError> {
     let mut keys: Vec<Value> = Vec::with_capacity(paths.len());
     let mut kids: Vec<(String, &Path)> = Vec::new();
     for path in paths {
-        let (_, jwk, _, kid) = load_key(path, None, None)?;
+        let (key, mut jwk, _, kid) = load_key(path, None, None)?;
+        if let (SigningKey::Rsa(_), Value::Object(members)) = (&key, &mut jwk) {
+            members.remove("alg");
+        }
         if let Some((_, first)) = kids.iter().find(|(k, _)| *k == kid) {
             return Err(CliError::fail(format!(
                 "--signing-key {} holds the same key as {}",
