@@ -51,16 +51,40 @@ ensure_envoy() {
   "$ENVOY" --version | grep -q "/$ENVOY_VERSION/" || die "Envoy $ENVOY_VERSION did not install"
 }
 
+# The module's exports: exactly the callbacks src/host.rs implements, plus what the VM needs.
+# Envoy skips a callback the module does not export, so every other export the proxy-wasm SDK
+# defines (response, body, trailer, log, done, network, gRPC, queue callbacks) would only cost a
+# call into V8 per request. A callback added to host.rs must be added here, or it never runs.
+WASM_EXPORTS=(memory _initialize proxy_abi_version_0_2_1 proxy_on_memory_allocate
+  proxy_on_context_create proxy_on_vm_start proxy_on_configure proxy_on_tick
+  proxy_on_http_call_response proxy_on_request_headers proxy_on_delete)
+# Binaryen 108 needs the post-MVP features Rust emits named explicitly.
+BINARYEN_FEATURES=(--enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int
+  --enable-mutable-globals)
+
 cmd_wasm() {
   ensure_rust
   log "building $WASM_TARGET release"
   cargo build --quiet --lib --release --target "$WASM_TARGET"
   mkdir -p "$DIST"
   command -v wasm-opt >/dev/null || apt_install binaryen
-  # Binaryen 108 needs the post-MVP features Rust emits named explicitly.
-  wasm-opt -Oz --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int \
-    --enable-mutable-globals "target/$WASM_TARGET/release/aml_auth_filter.wasm" -o "$WASM"
-  log "built $WASM ($(wc -c <"$WASM") bytes; $(wc -c <"target/$WASM_TARGET/release/aml_auth_filter.wasm") before wasm-opt -Oz)"
+  local built="target/$WASM_TARGET/release/aml_auth_filter.wasm" graph="target/wasm-exports.json"
+  local trimmed="target/aml_auth_filter.trimmed.wasm" name sep="" have want
+  # wasm-metadce drops every export not named as a root in the graph, and the code only they reach.
+  {
+    printf '['
+    for name in "${WASM_EXPORTS[@]}"; do
+      printf '%s{"name": "%s", "export": "%s", "root": true}' "$sep" "$name" "$name"
+      sep=", "
+    done
+    printf ']\n'
+  } >"$graph"
+  wasm-metadce "${BINARYEN_FEATURES[@]}" -f "$graph" "$built" -o "$trimmed" >/dev/null
+  wasm-opt -Oz "${BINARYEN_FEATURES[@]}" "$trimmed" -o "$WASM"
+  have=$(wasm-dis "${BINARYEN_FEATURES[@]}" "$WASM" | sed -n 's/^ *(export "\([^"]*\)".*/\1/p' | sort | tr '\n' ' ')
+  want=$(printf '%s\n' "${WASM_EXPORTS[@]}" | sort | tr '\n' ' ')
+  [ "$have" = "$want" ] || die "module exports [$have], expected [$want] (WASM_EXPORTS in build.sh)"
+  log "built $WASM ($(wc -c <"$WASM") bytes; $(wc -c <"$built") before wasm-metadce and wasm-opt -Oz; exports: $have)"
 }
 
 # The crate version from Cargo.toml's [package] table: the OCI image tag.
@@ -239,6 +263,8 @@ cmd_fuzz() {
   ensure_fuzz_tools
   local seconds="${FUZZ_SECONDS:-60}" target out runs summary=()
   fuzz_seeds
+  log "building the fuzz targets (cargo +nightly fuzz build; the first build takes minutes)"
+  cargo +nightly fuzz build --debug-assertions
   for target in "${FUZZ_TARGETS[@]}"; do
     log "fuzzing $target for ${seconds}s"
     out=$(mktemp)
@@ -317,10 +343,20 @@ bench_micro() {
   } | tee "$out"
 }
 
-# End-to-end benchmark (bench/main.rs): one Envoy, one listener per scenario, wrk in interleaved
-# rounds; writes bench/results.md, bench/results.json and bench/ratios.svg. Extra arguments go to
-# the driver (--rounds N --seconds S --connections C --only a,b). `bench micro` runs only the
-# verify-cost micro-benchmark, native and in V8.
+# The benchmark's floor modules (bench/floor/*.wat), assembled with binaryen's wasm-as.
+build_floor_modules() {
+  command -v wasm-as >/dev/null || apt_install binaryen
+  mkdir -p "$ROOT/target/bench/floor"
+  local wat
+  for wat in "$ROOT"/bench/floor/*.wat; do
+    wasm-as "${BINARYEN_FEATURES[@]}" "$wat" -o "$ROOT/target/bench/floor/$(basename "$wat" .wat).wasm"
+  done
+}
+
+# End-to-end benchmark (bench/main.rs): one Envoy, one listener per scenario (the floor modules of
+# bench/floor among them), wrk in interleaved rounds; writes bench/results.md, bench/results.json
+# and bench/ratios.svg. Extra arguments go to the driver (--rounds N --seconds S --connections C
+# --only a,b --out DIR). `bench micro` runs only the verify-cost micro-benchmark, native and in V8.
 cmd_bench() {
   if [ "${1:-}" = "micro" ]; then
     bench_micro
@@ -329,10 +365,12 @@ cmd_bench() {
   ensure_envoy
   command -v wrk >/dev/null || apt_install wrk
   cmd_wasm
+  build_floor_modules
   log "building the benchmark driver"
   cargo build --quiet --example bench
   log "running (load average: $(cut -d' ' -f1-3 /proc/loadavg))"
-  target/debug/examples/bench --wasm "$WASM" --envoy "$ENVOY" --wrk "$(command -v wrk)" "$@"
+  target/debug/examples/bench --wasm "$WASM" --envoy "$ENVOY" --wrk "$(command -v wrk)" \
+    --floor "$ROOT/target/bench/floor/floor.wasm" --floor-key "$ROOT/target/bench/floor/floor_key.wasm" "$@"
   bench_micro
 }
 

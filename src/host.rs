@@ -313,6 +313,18 @@ impl State {
         }
     }
 
+    /// Counts a discovery document fetch, with the reason of a failure.
+    fn count_discovery(&self, outcome: Result<(), &str>) {
+        match outcome {
+            Ok(()) => self.metrics.count("aml_auth.jwks.discovery.fetch_success"),
+            Err(reason) => {
+                self.metrics.count("aml_auth.jwks.discovery.fetch_failure");
+                self.metrics
+                    .count(&format!("aml_auth.jwks.discovery.fetch_failure.{reason}"));
+            }
+        }
+    }
+
     fn record_key_gauges(&self, now_ms: u64) {
         let view = self.keys.borrow();
         if view.meta.version == 0 {
@@ -331,7 +343,8 @@ impl State {
 struct Root {
     state: Option<Rc<State>>,
     me: u64,
-    in_flight: Option<(u32, usize)>,
+    /// The call in flight: its token, the source, and which document it fetches.
+    in_flight: Option<(u32, usize, Step)>,
 }
 
 impl Root {
@@ -343,28 +356,55 @@ impl Root {
         }
     }
 
+    /// Starts a fetch of `source`: its discovery document first when it has one.
     fn start_fetch(&mut self, state: &State, source: usize, now: u64) {
         let Some(remote) = state.token_settings().and_then(|t| t.remote.get(source)) else {
             return;
         };
+        let step = if remote.discovery.is_some() {
+            Step::Document
+        } else {
+            Step::Keys
+        };
+        self.dispatch(state, source, now, step, &remote.authority, &remote.path);
+    }
+
+    fn dispatch(
+        &mut self,
+        state: &State,
+        source: usize,
+        now: u64,
+        step: Step,
+        authority: &str,
+        path: &str,
+    ) {
+        let Some(remote) = state.token_settings().and_then(|t| t.remote.get(source)) else {
+            return;
+        };
+        let cluster = match (step, &remote.discovery) {
+            (Step::Keys, Some(d)) => d.jwks_cluster.as_deref().unwrap_or(&remote.cluster),
+            _ => remote.cluster.as_str(),
+        };
         let headers = vec![
             (":method", "GET"),
-            (":path", remote.path.as_str()),
-            (":authority", remote.authority.as_str()),
+            (":path", path),
+            (":authority", authority),
             ("accept", "application/json"),
             ("user-agent", "aml-auth-filter"),
         ];
         let timeout = Duration::from_millis(remote.timing.timeout_ms);
-        match self.dispatch_http_call(&remote.cluster, headers, None, vec![], timeout) {
-            Ok(token) => self.in_flight = Some((token, source)),
+        match self.dispatch_http_call(cluster, headers, None, vec![], timeout) {
+            Ok(token) => self.in_flight = Some((token, source, step)),
             Err(status) => {
                 log(
                     LogLevel::Warn,
                     &format!(
-                        "aml-auth-filter: JWKS fetch from source {source} (cluster {}) could not start: {status:?}",
-                        remote.cluster
+                        "aml-auth-filter: JWKS fetch from source {source} (cluster {cluster}) could not start: {status:?}"
                     ),
                 );
+                if step == Step::Document {
+                    state.count_discovery(Err("dispatch_failed"));
+                }
                 self.finish_fetch(state, source, now, Err(FetchFailure::DispatchFailed));
             }
         }
@@ -434,7 +474,7 @@ impl Context for Root {
         let Some(state) = self.state.clone() else {
             return;
         };
-        let Some((token, source)) = self.in_flight else {
+        let Some((token, source, step)) = self.in_flight else {
             return;
         };
         if token != token_id {
@@ -442,7 +482,10 @@ impl Context for Root {
         }
         self.in_flight = None;
         let now = now_ms();
-        let outcome = read_call_response(body_size);
+        let outcome = read_call_body(body_size).and_then(|body| match step {
+            Step::Keys => read_key_set(body),
+            Step::Document => Ok(body),
+        });
         if let Err(failure) = &outcome {
             if let Ok((code, message)) = abi::get_status() {
                 log(
@@ -455,12 +498,60 @@ impl Context for Root {
                 );
             }
         }
+        if step == Step::Document {
+            let Some(remote) = state.token_settings().and_then(|t| t.remote.get(source)) else {
+                return;
+            };
+            let Some(discovery) = &remote.discovery else {
+                return;
+            };
+            let located = outcome.map_err(|f| f.code()).and_then(|body| {
+                crate::discovery::read_document(
+                    &body,
+                    &remote.uri,
+                    &remote.authority,
+                    &discovery.issuers,
+                    discovery.jwks_cluster.is_some(),
+                )
+                .map_err(|e| e.code())
+            });
+            state.count_discovery(located.as_ref().map(|_| ()).map_err(|r| *r));
+            match located {
+                Ok(location) => {
+                    self.dispatch(
+                        &state,
+                        source,
+                        now,
+                        Step::Keys,
+                        &location.authority,
+                        &location.path,
+                    );
+                }
+                Err(reason) => {
+                    log(
+                        LogLevel::Warn,
+                        &format!("aml-auth-filter: discovery document of source {source} refused: {reason}"),
+                    );
+                    self.finish_fetch(&state, source, now, Err(FetchFailure::Discovery));
+                }
+            }
+            return;
+        }
         self.finish_fetch(&state, source, now, outcome);
     }
 }
 
-/// Reads a finished JWKS call through fallible host calls only, and classifies it.
-fn read_call_response(body_size: usize) -> Result<Vec<u8>, FetchFailure> {
+/// Which document a call fetches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    /// A source's OpenID Connect discovery document.
+    Document,
+    /// The key set.
+    Keys,
+}
+
+/// Reads a finished call's body through fallible host calls only, classifying what went wrong.
+fn read_call_body(body_size: usize) -> Result<Vec<u8>, FetchFailure> {
     let status = abi::get_header(abi::HTTP_CALL_RESPONSE_HEADERS, ":status")
         .ok()
         .flatten();
@@ -470,10 +561,15 @@ fn read_call_response(body_size: usize) -> Result<Vec<u8>, FetchFailure> {
         host_status: host_status.as_ref().map(|(c, m)| (*c, m.as_slice())),
         body_size,
     })?;
-    let body = abi::get_buffer(abi::HTTP_CALL_RESPONSE_BODY, 0, body_size)
+    abi::get_buffer(abi::HTTP_CALL_RESPONSE_BODY, 0, body_size)
         .ok()
-        .flatten();
-    let parsed = jwks_cache::classify_body(body.as_deref())?;
+        .flatten()
+        .ok_or(FetchFailure::BodyUnreadable)
+}
+
+/// Checks a fetched key set (logging each key dropped) and keeps its bytes for shared data.
+fn read_key_set(body: Vec<u8>) -> Result<Vec<u8>, FetchFailure> {
+    let parsed = jwks_cache::classify_body(Some(&body))?;
     for dropped in &parsed.dropped {
         log(
             LogLevel::Info,
@@ -485,7 +581,7 @@ fn read_call_response(body_size: usize) -> Result<Vec<u8>, FetchFailure> {
             ),
         );
     }
-    Ok(body.unwrap_or_default())
+    Ok(body)
 }
 
 impl RootContext for Root {
@@ -653,6 +749,10 @@ impl HttpContext for Request {
             return Action::Pause;
         };
         if !strip_claim_headers(&state) {
+            log(
+                LogLevel::Error,
+                "aml-auth-filter: could not remove incoming claim headers; request refused",
+            );
             return host_error_reply();
         }
         if state.config.services.is_empty()

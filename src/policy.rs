@@ -434,6 +434,88 @@ mod tests {
         assert_eq!(allowed_b(NOW + 2).cache_hit, Some(false));
     }
 
+    /// With only the local keys usable, a token whose key is not among them cannot be judged:
+    /// 503 for the remote state (never fetched, or stale), while a local key still decides.
+    #[test]
+    fn local_keys_alone_judge_only_their_own_tokens() {
+        use crate::jwks::testkit::{ed_jwk, mint};
+        use serde_json::json;
+
+        const ISS: &str = "https://login.example.com/tenant/v2.0";
+        const NOW: i64 = 1_700_000_000;
+        let p = policy(
+            &json!({"auth_enabled": false, "token_auth_enabled": true,
+                    "token": {"issuer": ISS, "local_jwks": {"keys": [ed_jwk(Some("ed"), None)]},
+                              "remote_jwks": {"cluster": "c", "uri": "https://h/keys"}}})
+            .to_string(),
+        );
+        let local = crate::jwks::parse_jwks(
+            &serde_json::to_vec(&json!({"keys": [ed_jwk(Some("ed"), None)]})).unwrap(),
+        )
+        .unwrap()
+        .keys;
+        let claims = json!({"iss": ISS, "sub": "s", "iat": NOW, "exp": NOW + 60});
+        let good_local = mint(&json!({"alg": "EdDSA", "kid": "ed"}), &claims);
+        let remote_kid = mint(&json!({"alg": "RS256", "kid": "rsa"}), &claims);
+        let kidless_other_alg = mint(&json!({"alg": "ES256"}), &claims);
+        let sig_at = good_local.rfind('.').unwrap() + 10;
+        let flipped = if &good_local[sig_at..=sig_at] == "A" {
+            "B"
+        } else {
+            "A"
+        };
+        let forged_local = format!(
+            "{}{flipped}{}",
+            &good_local[..sig_at],
+            &good_local[sig_at + 1..]
+        );
+        let wrong_issuer = mint(
+            &json!({"alg": "EdDSA", "kid": "ed"}),
+            &json!({"iss": "other", "sub": "s", "iat": NOW, "exp": NOW + 60}),
+        );
+        for (remote, unavailable) in [
+            (Unavailable::NotYet, Denial::KeysUnavailable),
+            (Unavailable::Stale, Denial::KeysStale),
+        ] {
+            let judge = |token: &str| {
+                let header = format!("Bearer {token}");
+                let verdict = decide(
+                    &p,
+                    [("authorization", header.as_bytes())],
+                    TokenInputs {
+                        now: NOW,
+                        keys: Keys::Partial {
+                            local: &local,
+                            remote,
+                        },
+                        cache: None,
+                    },
+                );
+                match verdict {
+                    Verdict::Allow(_) => None,
+                    Verdict::Deny(d) => Some(d),
+                    Verdict::PassThrough => panic!("pass-through in token mode"),
+                }
+            };
+            let table: [(&str, Option<Denial>); 5] = [
+                (&good_local, None),
+                (&remote_kid, Some(unavailable)),
+                (&kidless_other_alg, Some(unavailable)),
+                (
+                    &forged_local,
+                    Some(Denial::Token(TokenError::InvalidSignature)),
+                ),
+                (
+                    &wrong_issuer,
+                    Some(Denial::Token(TokenError::IssuerMismatch)),
+                ),
+            ];
+            for (i, (token, want)) in table.iter().enumerate() {
+                assert_eq!(judge(token), *want, "{remote:?} row {i}");
+            }
+        }
+    }
+
     /// Required claims, principals and the credential cap, each judged with a cache (twice, so
     /// the second is a hit) and without one: hits re-check the requesting service's rules.
     #[test]
@@ -547,88 +629,6 @@ mod tests {
                     };
                     assert_eq!(&got, want, "pass {pass} {} {credential:.20}", policy.name);
                 }
-            }
-        }
-    }
-
-    /// With only the local keys usable, a token whose key is not among them cannot be judged:
-    /// 503 for the remote state (never fetched, or stale), while a local key still decides.
-    #[test]
-    fn local_keys_alone_judge_only_their_own_tokens() {
-        use crate::jwks::testkit::{ed_jwk, mint};
-        use serde_json::json;
-
-        const ISS: &str = "https://login.example.com/tenant/v2.0";
-        const NOW: i64 = 1_700_000_000;
-        let p = policy(
-            &json!({"auth_enabled": false, "token_auth_enabled": true,
-                    "token": {"issuer": ISS, "local_jwks": {"keys": [ed_jwk(Some("ed"), None)]},
-                              "remote_jwks": {"cluster": "c", "uri": "https://h/keys"}}})
-            .to_string(),
-        );
-        let local = crate::jwks::parse_jwks(
-            &serde_json::to_vec(&json!({"keys": [ed_jwk(Some("ed"), None)]})).unwrap(),
-        )
-        .unwrap()
-        .keys;
-        let claims = json!({"iss": ISS, "sub": "s", "iat": NOW, "exp": NOW + 60});
-        let good_local = mint(&json!({"alg": "EdDSA", "kid": "ed"}), &claims);
-        let remote_kid = mint(&json!({"alg": "RS256", "kid": "rsa"}), &claims);
-        let kidless_other_alg = mint(&json!({"alg": "ES256"}), &claims);
-        let sig_at = good_local.rfind('.').unwrap() + 10;
-        let flipped = if &good_local[sig_at..=sig_at] == "A" {
-            "B"
-        } else {
-            "A"
-        };
-        let forged_local = format!(
-            "{}{flipped}{}",
-            &good_local[..sig_at],
-            &good_local[sig_at + 1..]
-        );
-        let wrong_issuer = mint(
-            &json!({"alg": "EdDSA", "kid": "ed"}),
-            &json!({"iss": "other", "sub": "s", "iat": NOW, "exp": NOW + 60}),
-        );
-        for (remote, unavailable) in [
-            (Unavailable::NotYet, Denial::KeysUnavailable),
-            (Unavailable::Stale, Denial::KeysStale),
-        ] {
-            let judge = |token: &str| {
-                let header = format!("Bearer {token}");
-                let verdict = decide(
-                    &p,
-                    [("authorization", header.as_bytes())],
-                    TokenInputs {
-                        now: NOW,
-                        keys: Keys::Partial {
-                            local: &local,
-                            remote,
-                        },
-                        cache: None,
-                    },
-                );
-                match verdict {
-                    Verdict::Allow(_) => None,
-                    Verdict::Deny(d) => Some(d),
-                    Verdict::PassThrough => panic!("pass-through in token mode"),
-                }
-            };
-            let table: [(&str, Option<Denial>); 5] = [
-                (&good_local, None),
-                (&remote_kid, Some(unavailable)),
-                (&kidless_other_alg, Some(unavailable)),
-                (
-                    &forged_local,
-                    Some(Denial::Token(TokenError::InvalidSignature)),
-                ),
-                (
-                    &wrong_issuer,
-                    Some(Denial::Token(TokenError::IssuerMismatch)),
-                ),
-            ];
-            for (i, (token, want)) in table.iter().enumerate() {
-                assert_eq!(judge(token), *want, "{remote:?} row {i}");
             }
         }
     }

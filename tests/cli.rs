@@ -574,13 +574,7 @@ fn keys_list_shows_modes_and_storage_but_never_keys() {
                 "primary=inherited",
                 "secondary=env:AML_TEST_SECONDARY"
             ],
-            vec![
-                "fraud",
-                "/fraud/",
-                "token",
-                "primary=inherited",
-                "secondary=inherited"
-            ],
+            vec!["fraud", "/fraud/", "token", "primary=n/a", "secondary=n/a"],
             vec![
                 "vip",
                 "/vip/",
@@ -588,13 +582,7 @@ fn keys_list_shows_modes_and_storage_but_never_keys() {
                 "primary=plaintext",
                 "secondary=inherited"
             ],
-            vec![
-                "open",
-                "/open/",
-                "none",
-                "primary=inherited",
-                "secondary=inherited"
-            ],
+            vec!["open", "/open/", "none", "primary=n/a", "secondary=n/a"],
         ]
     );
     for secret in [
@@ -839,6 +827,18 @@ fn token_issue_and_jwks_refusals() {
             &[],
             1,
             "not a PKCS#8 PEM private key",
+        ),
+        (
+            base(&data("rsa-a-pkcs1.pem")),
+            &[],
+            1,
+            "this is a PKCS#1 key: convert it to PKCS#8 with `openssl pkcs8 -topk8 -nocrypt -in",
+        ),
+        (
+            base(&data("p256-a-sec1.pem")),
+            &[],
+            1,
+            "this is a SEC1 key: convert it to PKCS#8 with `openssl pkcs8 -topk8 -nocrypt -in",
         ),
         (
             base(&rsa),
@@ -1091,6 +1091,8 @@ fn a_closed_stdout_ends_every_command_quietly() {
         (&["token", "issue", "--help"], 0),
         (&["keys", "list", "--config", "/nonexistent"], 1),
         (&["bogus"], 2),
+        (&["token", "check", "--config", cfg, "a.b.c"], 1),
+        (&["token", "check", "--help"], 0),
     ];
     for (args, code) in cases {
         for both in [false, true] {

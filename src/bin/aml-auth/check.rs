@@ -8,7 +8,7 @@ use std::path::Path;
 use aml_auth_filter::config::{self, AuthMode, FilterConfig, ServicePolicy};
 use aml_auth_filter::jwks::{parse_jwks, KeySet};
 use aml_auth_filter::jwt::{self, Check, TokenError};
-use aml_auth_filter::policy::{self, Keys, TokenInputs, Verdict};
+use aml_auth_filter::policy::{self, Keys, TokenInputs, Unavailable, Verdict};
 use aml_auth_filter::router::Router;
 use aml_auth_filter::status::{self, Denial};
 use base64::Engine as _;
@@ -178,10 +178,30 @@ fn describe_target(cfg: &FilterConfig, target: &Target<'_>) -> Result<(usize, St
     }
 }
 
-fn load_keys(
-    cfg: &FilterConfig,
-    jwks: Option<&Path>,
-) -> Result<(Option<KeySet>, String), CliError> {
+/// The keys the filter would hold, as far as this command can know them.
+enum Loaded {
+    /// The whole key set: `--jwks` (standing for the fetched remote set) with `local_jwks`.
+    Ready(KeySet),
+    /// Only `local_jwks`: the remote set is not fetched here.
+    LocalOnly(KeySet),
+    /// No key at all.
+    Nothing,
+}
+
+fn local_keys(cfg: &FilterConfig) -> Result<Option<KeySet>, CliError> {
+    let Some(value) = cfg.token.as_ref().and_then(|t| t.local_jwks.as_ref()) else {
+        return Ok(None);
+    };
+    let bytes = serde_json::to_vec(value).map_err(|e| CliError::fail(e.to_string()))?;
+    parse_jwks(&bytes)
+        .map(|parsed| Some(parsed.keys))
+        .map_err(|e| CliError::fail(format!("token.local_jwks is refused ({e})")))
+}
+
+fn load_keys(cfg: &FilterConfig, jwks: Option<&Path>) -> Result<(Loaded, String), CliError> {
+    let local = local_keys(cfg)?;
+    let has_remote = cfg.token.as_ref().is_some_and(|t| !t.remote.is_empty());
+    let local_count = local.as_ref().map_or(0, KeySet::len);
     if let Some(path) = jwks {
         let bytes = fs::read(path)
             .map_err(|e| CliError::fail(format!("cannot read --jwks {}: {e}", path.display())))?;
@@ -196,31 +216,39 @@ fn load_keys(
         } else {
             format!(", {} entries dropped", parsed.dropped.len())
         };
-        let shown = format!(
+        let mut shown = format!(
             "{} usable from --jwks {}{dropped}",
             parsed.keys.len(),
             path.display()
         );
-        return Ok((Some(parsed.keys), shown));
-    }
-    let local = cfg.token.as_ref().and_then(|t| t.local_jwks.as_ref());
-    match local {
-        Some(value) => {
-            let bytes = serde_json::to_vec(value).map_err(|e| CliError::fail(e.to_string()))?;
-            match parse_jwks(&bytes) {
-                Ok(parsed) => Ok((
-                    Some(parsed.keys.clone()),
-                    format!("{} usable from token.local_jwks", parsed.keys.len()),
-                )),
-                Err(e) => Ok((None, format!("none: token.local_jwks is refused ({e})"))),
+        let keys = match &local {
+            Some(local) => {
+                shown.push_str(&format!(
+                    " (first), then {local_count} from token.local_jwks"
+                ));
+                KeySet::merged(&parsed.keys, local)
             }
-        }
-        None => Ok((
-            None,
-            "none: no --jwks and no token.local_jwks (remote_jwks is never fetched here)"
-                .to_string(),
-        )),
+            None => parsed.keys,
+        };
+        return Ok((Loaded::Ready(keys), shown));
     }
+    Ok(match (local, has_remote) {
+        (Some(local), false) => (
+            Loaded::Ready(local),
+            format!("{local_count} usable from token.local_jwks"),
+        ),
+        (Some(local), true) => (
+            Loaded::LocalOnly(local),
+            format!(
+                "{local_count} usable from token.local_jwks; remote_jwks is not fetched here (give its key set with --jwks): judged as the filter does before its first fetch"
+            ),
+        ),
+        (None, _) => (
+            Loaded::Nothing,
+            "none: no --jwks and no token.local_jwks (remote_jwks is not fetched here)"
+                .to_string(),
+        ),
+    })
 }
 
 fn decoded(part: Option<&str>) -> String {
@@ -277,9 +305,20 @@ pub fn check(req: &Request<'_>) -> Result<Report, CliError> {
         s.map_or(0, str::len)
     ));
     let authorization = format!("Bearer {}", req.token);
+    let (keys_in, traced_keys) = match &keys {
+        Loaded::Ready(set) => (Keys::Ready(set), Some(set)),
+        Loaded::LocalOnly(set) => (
+            Keys::Partial {
+                local: set,
+                remote: Unavailable::NotYet,
+            },
+            Some(set),
+        ),
+        Loaded::Nothing => (Keys::NotYet, None),
+    };
     let inputs = TokenInputs {
         now: req.at,
-        keys: keys.as_ref().map_or(Keys::NotYet, Keys::Ready),
+        keys: keys_in,
         cache: None,
     };
     let verdict = policy::decide(
@@ -287,7 +326,7 @@ pub fn check(req: &Request<'_>) -> Result<Report, CliError> {
         [("authorization", authorization.as_bytes())],
         inputs,
     );
-    match (&policy.mode, &keys) {
+    match (&policy.mode, traced_keys) {
         (AuthMode::Token(service), Some(keys)) => {
             let trace = jwt::trace(req.token, keys, &service.policy, req.at);
             let failed: Vec<TokenError> = trace
