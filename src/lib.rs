@@ -6,6 +6,7 @@
 pub mod config;
 pub mod credential;
 pub mod crypto;
+pub mod discovery;
 pub mod jwks;
 pub mod jwks_cache;
 pub mod jwt;
