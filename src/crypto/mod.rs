@@ -18,3 +18,6 @@ pub enum PointError {
     /// Not a (canonical) point of the curve, or (Ed25519) a point of small order.
     NotOnCurve,
 }
+
+#[cfg(test)]
+mod tests;
