@@ -8,7 +8,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType};
+use proxy_wasm::types::{Action, ContextType, LogLevel, MapType, MetricType};
 
 use crate::config::{self, AuthMode, FilterConfig, ServicePolicy, TokenSettings};
 use crate::jwks::{self, KeySet};
@@ -16,7 +16,8 @@ use crate::jwks_cache::{self, Freshness, Meta, SourceTiming, TickDecision};
 use crate::jwt::TokenError;
 use crate::keys::KeySlot;
 use crate::policy::{self, Keys, TokenInputs, Verdict};
-use crate::router::Router;
+use crate::request::router::{Router, Target as RequestTarget};
+use crate::request::target::{self, TargetError};
 use crate::status::{self, Denial, LocalReply};
 use crate::token_cache::{self, TokenCache};
 
@@ -509,34 +510,14 @@ impl Request {
         if denial == Denial::Token(TokenError::UnknownKid) {
             state.early_refetch_wanted.set(true);
         }
-        let reply = state.reply(denial);
-        let headers: Vec<(&str, &str)> = reply
-            .headers
-            .iter()
-            .map(|(n, v)| (*n, v.as_str()))
-            .collect();
-        self.send_http_response(
-            u32::from(reply.status),
-            headers,
-            Some(reply.body.as_bytes()),
-        );
-        Action::Pause
+        send_reply(&state.reply(denial))
     }
 }
 
 impl HttpContext for Request {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         let Some(state) = self.state.clone() else {
-            self.send_http_response(
-                503,
-                vec![
-                    ("retry-after", status::RETRY_AFTER_SECONDS),
-                    ("content-type", "application/json"),
-                    ("cache-control", "no-store"),
-                ],
-                Some(br#"{"error":"temporarily_unavailable","reason":"not_configured"}"#),
-            );
-            return Action::Pause;
+            return send_reply(&status::not_configured());
         };
         if state.config.services.is_empty()
             && state.config.default_policy.mode == AuthMode::PassThrough
@@ -544,27 +525,53 @@ impl HttpContext for Request {
             state.metrics.outcome(None, "", "requests_passed_through");
             return Action::Continue;
         }
-        let headers = self.get_http_request_headers_bytes();
-        let (policy, service): (&ServicePolicy, ServiceTag<'_>) =
+        let headers = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
+        let find = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_slice())
+        };
+        let by_route = state.router.selects_by_route();
+        let route_name = by_route.then(|| property(&["xds", "route_name"])).flatten();
+        let cluster = (by_route && state.router.reads_cluster())
+            .then(|| property(&["xds", "cluster_name"]))
+            .flatten();
+        let (policy, service, query): (&ServicePolicy, ServiceTag<'_>, &[u8]) =
             if state.config.services.is_empty() {
-                (&state.config.default_policy, None)
+                let query = find(":path").map_or(&[][..], target::raw_query);
+                (&state.config.default_policy, None, query)
             } else {
-                let find = |name: &str| {
-                    headers
-                        .iter()
-                        .find(|(n, _)| n == name)
-                        .and_then(|(_, v)| core::str::from_utf8(v).ok())
-                        .unwrap_or_default()
+                let selected = state.router.select(RequestTarget {
+                    authority: find(":authority"),
+                    path: find(":path"),
+                    route_name: route_name.as_deref(),
+                    cluster: cluster.as_deref(),
+                });
+                let selected = match selected {
+                    Ok(selected) => selected,
+                    Err(e) => return self.deny(&state, None, Denial::Target(e)),
                 };
-                let routed = state.router.route(find(":authority"), find(":path"));
-                match routed.and_then(|i| state.config.services.get(i).map(|s| (i, s))) {
-                    Some((i, s)) => (&s.policy, Some((i, s.policy.name.as_str()))),
+                let query = selected.query.as_bytes();
+                match selected
+                    .service
+                    .and_then(|i| state.config.services.get(i).map(|s| (i, s)))
+                {
+                    Some((i, s)) => (&s.policy, Some((i, s.policy.name.as_str())), query),
                     None => (
                         &state.config.default_policy,
                         Some((GLOBAL - 1, state.config.default_policy.name.as_str())),
+                        query,
                     ),
                 }
             };
+        if policy.mode != AuthMode::PassThrough && target::query_has_access_token(query) {
+            return self.deny(
+                &state,
+                service,
+                Denial::Target(TargetError::AccessTokenInQuery),
+            );
+        }
         let header_pairs = headers.iter().map(|(n, v)| (n.as_str(), v.as_slice()));
         let verdict = if matches!(policy.mode, AuthMode::Token(_)) {
             let now = now_ms();
@@ -598,14 +605,22 @@ impl HttpContext for Request {
                 Action::Continue
             }
             Verdict::Allow(allowed) => {
+                let mut edited = true;
                 if allowed.remove_authorization {
-                    self.set_http_request_header("authorization", None);
+                    edited &= set_request_header("authorization", None);
                 }
                 for name in &allowed.remove_headers {
-                    self.set_http_request_header(name, None);
+                    edited &= set_request_header(name, None);
                 }
                 for (name, value) in &allowed.set_headers {
-                    self.set_http_request_header(name, Some(value));
+                    edited &= set_request_header(name, Some(value));
+                }
+                if !edited {
+                    log(
+                        LogLevel::Error,
+                        "aml-auth-filter: could not edit the request headers; request refused",
+                    );
+                    return send_reply(&status::header_edit_failed());
                 }
                 let metrics = &state.metrics;
                 metrics.outcome(service, "", "requests_allowed");
@@ -624,4 +639,37 @@ impl HttpContext for Request {
             Verdict::Deny(denial) => self.deny(&state, service, denial),
         }
     }
+}
+
+/// A string property of the stream (`xds.route_name`...), `None` when absent or unreadable.
+fn property(path: &[&str]) -> Option<String> {
+    let bytes = hostcalls::get_property(path.to_vec()).ok().flatten()?;
+    String::from_utf8(bytes).ok()
+}
+
+/// Sets or removes a request header; false when the host refused.
+fn set_request_header(name: &str, value: Option<&str>) -> bool {
+    hostcalls::set_map_value(MapType::HttpRequestHeaders, name, value).is_ok()
+}
+
+/// Sends a local reply and stops the filter chain.
+fn send_reply(reply: &LocalReply) -> Action {
+    let headers: Vec<(&str, &str)> = reply
+        .headers
+        .iter()
+        .map(|(n, v)| (*n, v.as_str()))
+        .collect();
+    if hostcalls::send_http_response(
+        u32::from(reply.status),
+        headers,
+        Some(reply.body.as_bytes()),
+    )
+    .is_err()
+    {
+        log(
+            LogLevel::Error,
+            "aml-auth-filter: could not send a local reply",
+        );
+    }
+    Action::Pause
 }

@@ -10,7 +10,7 @@ pub mod jwks_cache;
 pub mod jwt;
 pub mod keys;
 pub mod policy;
-pub mod router;
+pub mod request;
 pub mod rsa;
 pub mod status;
 pub mod token_cache;
