@@ -216,7 +216,9 @@ impl Router {
 
     /// The service for a request, or why its target cannot be read one way. Host and path are
     /// canonicalised and checked in both modes; by route, the route name decides, then the
-    /// cluster; by prefix, the longest prefix of the canonical path for the canonical host.
+    /// cluster (and a path whose canonical form differs from its spelling is refused, as Envoy
+    /// matched the spelling); by prefix, the longest prefix of the canonical path for the
+    /// canonical host.
     pub fn select<'a>(&self, request: Target<'a>) -> Result<Selected<'a>, TargetError> {
         let host = target::host(request.authority.unwrap_or_default())?;
         let path = target::path(request.path.unwrap_or_default())?;
@@ -226,6 +228,9 @@ impl Router {
                 .and_then(|r| self.by_route.get(r))
                 .or_else(|| request.cluster.and_then(|c| self.by_cluster.get(c)))
                 .map(|i| *i as usize);
+            if path.decoded {
+                return Err(TargetError::EncodedCharacter);
+            }
             if path.has_parameters && !service.is_some_and(|i| self.allows_parameters(i)) {
                 return Err(TargetError::PathParameter);
             }

@@ -6,7 +6,6 @@
 #![deny(clippy::arithmetic_side_effects)]
 
 use std::borrow::Cow;
-use std::net::Ipv6Addr;
 
 /// Why a request's Host or path cannot be read one way. Each reason has a stable code (the
 /// `reason` of the 400 reply and the `aml_auth.denied.<code>` stat).
@@ -39,10 +38,13 @@ pub enum TargetError {
     AmbiguousCase,
     /// An `access_token` query parameter on a request the filter authenticates.
     AccessTokenInQuery,
+    /// When services are selected by Envoy's route: an escape of a character that needs none
+    /// (`%66`), which Envoy's route match reads raw and an upstream reads decoded.
+    EncodedCharacter,
 }
 
 /// Every [`TargetError`], for tests and stat tables.
-pub const TARGET_ERRORS: [TargetError; 12] = [
+pub const TARGET_ERRORS: [TargetError; 13] = [
     TargetError::MissingHost,
     TargetError::NonUtf8Host,
     TargetError::InvalidHost,
@@ -55,6 +57,7 @@ pub const TARGET_ERRORS: [TargetError; 12] = [
     TargetError::PathParameter,
     TargetError::AmbiguousCase,
     TargetError::AccessTokenInQuery,
+    TargetError::EncodedCharacter,
 ];
 
 impl TargetError {
@@ -73,6 +76,7 @@ impl TargetError {
             TargetError::PathParameter => "path_parameter",
             TargetError::AmbiguousCase => "ambiguous_path_case",
             TargetError::AccessTokenInQuery => "access_token_in_query",
+            TargetError::EncodedCharacter => "encoded_path_character",
         }
     }
 
@@ -90,6 +94,9 @@ impl TargetError {
             TargetError::EmptySegment => "the path holds an empty segment",
             TargetError::PathParameter => "the path holds a ; parameter",
             TargetError::AmbiguousCase => "the path selects another service when read case-insensitively",
+            TargetError::EncodedCharacter => {
+                "the path encodes a character that needs no encoding"
+            }
             TargetError::AccessTokenInQuery => {
                 "credentials are accepted in the Authorization header only, not as access_token in the query"
             }
@@ -128,7 +135,7 @@ pub fn host(raw: &[u8]) -> Result<Host<'_>, TargetError> {
         {
             return Err(TargetError::InvalidHost);
         }
-        let addr: Ipv6Addr = literal.parse().map_err(|_| TargetError::InvalidHost)?;
+        let groups = ipv6_groups(literal).ok_or(TargetError::InvalidHost)?;
         let port = match after {
             "" => None,
             _ => Some(port(
@@ -136,7 +143,7 @@ pub fn host(raw: &[u8]) -> Result<Host<'_>, TargetError> {
             )?),
         };
         return Ok(Host {
-            name: Cow::Owned(format!("[{addr}]")),
+            name: Cow::Owned(ipv6_canonical(&groups)),
             port,
         });
     }
@@ -161,6 +168,116 @@ pub fn host(raw: &[u8]) -> Result<Host<'_>, TargetError> {
     Ok(Host { name, port })
 }
 
+/// The eight groups of an IPv6 literal (hex groups, one `::`, an optional dotted IPv4 tail).
+fn ipv6_groups(text: &str) -> Option<[u16; 8]> {
+    fn parse_side(side: &str, out: &mut Vec<u16>, tail_allowed: bool) -> Option<()> {
+        if side.is_empty() {
+            return Some(());
+        }
+        let parts: Vec<&str> = side.split(':').collect();
+        let last = parts.len().checked_sub(1)?;
+        for (i, part) in parts.iter().enumerate() {
+            if i == last && tail_allowed && part.contains('.') {
+                let octets: Vec<u8> = part
+                    .split('.')
+                    .map(|o| {
+                        (!o.is_empty() && o.len() <= 3 && o.bytes().all(|b| b.is_ascii_digit()))
+                            .then(|| o.parse::<u8>().ok())
+                            .flatten()
+                    })
+                    .collect::<Option<_>>()?;
+                let [a, b, c, d] = octets.as_slice() else {
+                    return None;
+                };
+                out.push(u16::from_be_bytes([*a, *b]));
+                out.push(u16::from_be_bytes([*c, *d]));
+            } else {
+                if part.is_empty() || part.len() > 4 {
+                    return None;
+                }
+                out.push(u16::from_str_radix(part, 16).ok()?);
+            }
+        }
+        Some(())
+    }
+    let mut head = Vec::with_capacity(8);
+    let mut tail = Vec::with_capacity(8);
+    match text.split_once("::") {
+        None => {
+            parse_side(text, &mut head, true)?;
+            if head.len() != 8 {
+                return None;
+            }
+        }
+        Some((h, t)) => {
+            if t.contains("::") {
+                return None;
+            }
+            parse_side(h, &mut head, false)?;
+            parse_side(t, &mut tail, true)?;
+            if head.len().checked_add(tail.len())? > 7 {
+                return None;
+            }
+        }
+    }
+    let mut groups = [0u16; 8];
+    for (slot, g) in groups.iter_mut().zip(head.iter()) {
+        *slot = *g;
+    }
+    for (slot, g) in groups.iter_mut().rev().zip(tail.iter().rev()) {
+        *slot = *g;
+    }
+    Some(groups)
+}
+
+/// RFC 5952 text of an IPv6 address in brackets: lowercase hex without leading zeros, the
+/// first longest run of two or more zero groups as `::` (an IPv4 tail is written in hex too).
+fn ipv6_canonical(groups: &[u16; 8]) -> String {
+    let (mut best, mut run) = ((0usize, 0usize), (0usize, 0usize));
+    for (i, g) in groups.iter().enumerate() {
+        if *g == 0 {
+            run = if run.1 == 0 {
+                (i, 1)
+            } else {
+                (run.0, run.1.saturating_add(1))
+            };
+            if run.1 > best.1 {
+                best = run;
+            }
+        } else {
+            run = (0, 0);
+        }
+    }
+    let mut out = String::with_capacity(41);
+    out.push('[');
+    let mut i = 0usize;
+    while let Some(g) = groups.get(i) {
+        if best.1 >= 2 && i == best.0 {
+            out.push_str("::");
+            i = i.saturating_add(best.1);
+            continue;
+        }
+        if i > 0 && !out.ends_with(':') {
+            out.push(':');
+        }
+        let mut started = false;
+        for shift in [12u32, 8, 4, 0] {
+            let nibble = (g.wrapping_shr(shift) & 0xf) as u8;
+            if nibble != 0 || started || shift == 0 {
+                started = true;
+                out.push(char::from(if nibble < 10 {
+                    b'0'.saturating_add(nibble)
+                } else {
+                    b'a'.saturating_add(nibble.saturating_sub(10))
+                }));
+            }
+        }
+        i = i.saturating_add(1);
+    }
+    out.push(']');
+    out
+}
+
 fn is_label_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
 }
@@ -181,6 +298,8 @@ pub struct Path<'a> {
     pub query: &'a str,
     /// Whether a segment holds a `;` parameter.
     pub has_parameters: bool,
+    /// Whether `matching` decoded an escape (it then differs from the raw path).
+    pub decoded: bool,
 }
 
 /// Whether a configured `path_prefix` may hold this byte besides `/`: RFC 3986 unreserved
@@ -268,6 +387,7 @@ pub fn path(raw: &[u8]) -> Result<Path<'_>, TargetError> {
         }
         i = i.saturating_add(width);
     }
+    let was_decoded = decoded.is_some();
     let matching = match decoded {
         None => Cow::Borrowed(path),
         Some(d) => Cow::Owned(String::from_utf8(d).map_err(|_| TargetError::InvalidPath)?),
@@ -277,6 +397,7 @@ pub fn path(raw: &[u8]) -> Result<Path<'_>, TargetError> {
         matching,
         query,
         has_parameters,
+        decoded: was_decoded,
     })
 }
 
@@ -387,7 +508,23 @@ mod tests {
             ("[::1]:80", ok("[::1]", Some(80))),
             ("[0:0:0:0:0:0:0:1]:80", ok("[::1]", Some(80))),
             ("[2001:DB8::A]", ok("[2001:db8::a]", None)),
-            ("[::ffff:127.0.0.1]", ok("[::ffff:127.0.0.1]", None)),
+            ("[::ffff:127.0.0.1]", ok("[::ffff:7f00:1]", None)),
+            ("[::FFFF:7F00:1]:1", ok("[::ffff:7f00:1]", Some(1))),
+            ("[1:0:0:2:0:0:0:3]", ok("[1:0:0:2::3]", None)),
+            ("[1:0:0:2:0:0:3:4]", ok("[1::2:0:0:3:4]", None)),
+            ("[1:2:3:4:5:6:7:8]", ok("[1:2:3:4:5:6:7:8]", None)),
+            ("[1:2:3:4:5:6:7::]", ok("[1:2:3:4:5:6:7:0]", None)),
+            ("[::]", ok("[::]", None)),
+            ("[0001:0:0:0:0:0:0:0]", ok("[1::]", None)),
+            ("[1::2::3]", Err(InvalidHost)),
+            ("[1:2:3:4:5:6:7:8:9]", Err(InvalidHost)),
+            ("[1:2:3:4:5:6:7]", Err(InvalidHost)),
+            ("[12345::]", Err(InvalidHost)),
+            ("[::1.2.3]", Err(InvalidHost)),
+            ("[::256.0.0.1]", Err(InvalidHost)),
+            ("[1.2.3.4::]", Err(InvalidHost)),
+            ("[:1]", Err(InvalidHost)),
+            ("[]", Err(InvalidHost)),
             ("", Err(MissingHost)),
             ("models.contoso.com:", Err(InvalidHost)),
             ("models.contoso.com:443:443", Err(InvalidHost)),
@@ -422,6 +559,34 @@ mod tests {
         assert_eq!(host(b"\xc3\xa8.example"), Err(InvalidHost));
         let long = format!("{}.example", "a".repeat(250));
         assert_eq!(h(&long), Err(InvalidHost));
+    }
+
+    #[test]
+    fn ipv6_agrees_with_std() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            let mut groups = [0u16; 8];
+            for g in groups.iter_mut() {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                *g = match x >> 62 {
+                    0 | 1 => 0,
+                    2 => (x >> 40) as u16 & 0xf,
+                    _ => (x >> 32) as u16,
+                };
+            }
+            let addr = std::net::Ipv6Addr::from(groups);
+            if addr.to_ipv4_mapped().is_some() {
+                continue;
+            }
+            let full = groups.map(|g| format!("{g:04X}")).join(":");
+            for spelling in [addr.to_string(), full] {
+                let parsed = ipv6_groups(&spelling).unwrap();
+                assert_eq!(parsed, groups, "{spelling}");
+                assert_eq!(ipv6_canonical(&parsed), format!("[{addr}]"), "{spelling}");
+            }
+        }
     }
 
     fn p(raw: &str) -> Result<String, TargetError> {
