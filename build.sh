@@ -51,16 +51,40 @@ ensure_envoy() {
   "$ENVOY" --version | grep -q "/$ENVOY_VERSION/" || die "Envoy $ENVOY_VERSION did not install"
 }
 
+# The module's exports: exactly the callbacks src/host.rs implements, plus what the VM needs.
+# Envoy skips a callback the module does not export, so every other export the proxy-wasm SDK
+# defines (response, body, trailer, log, done, network, gRPC, queue callbacks) would only cost a
+# call into V8 per request. A callback added to host.rs must be added here, or it never runs.
+WASM_EXPORTS=(memory _initialize proxy_abi_version_0_2_1 proxy_on_memory_allocate
+  proxy_on_context_create proxy_on_vm_start proxy_on_configure proxy_on_tick
+  proxy_on_http_call_response proxy_on_request_headers proxy_on_delete)
+# Binaryen 108 needs the post-MVP features Rust emits named explicitly.
+BINARYEN_FEATURES=(--enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int
+  --enable-mutable-globals)
+
 cmd_wasm() {
   ensure_rust
   log "building $WASM_TARGET release"
   cargo build --quiet --lib --release --target "$WASM_TARGET"
   mkdir -p "$DIST"
   command -v wasm-opt >/dev/null || apt_install binaryen
-  # Binaryen 108 needs the post-MVP features Rust emits named explicitly.
-  wasm-opt -Oz --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int \
-    --enable-mutable-globals "target/$WASM_TARGET/release/aml_auth_filter.wasm" -o "$WASM"
-  log "built $WASM ($(wc -c <"$WASM") bytes; $(wc -c <"target/$WASM_TARGET/release/aml_auth_filter.wasm") before wasm-opt -Oz)"
+  local built="target/$WASM_TARGET/release/aml_auth_filter.wasm" graph="target/wasm-exports.json"
+  local trimmed="target/aml_auth_filter.trimmed.wasm" name sep="" have want
+  # wasm-metadce drops every export not named as a root in the graph, and the code only they reach.
+  {
+    printf '['
+    for name in "${WASM_EXPORTS[@]}"; do
+      printf '%s{"name": "%s", "export": "%s", "root": true}' "$sep" "$name" "$name"
+      sep=", "
+    done
+    printf ']\n'
+  } >"$graph"
+  wasm-metadce "${BINARYEN_FEATURES[@]}" -f "$graph" "$built" -o "$trimmed" >/dev/null
+  wasm-opt -Oz "${BINARYEN_FEATURES[@]}" "$trimmed" -o "$WASM"
+  have=$(wasm-dis "${BINARYEN_FEATURES[@]}" "$WASM" | sed -n 's/^ *(export "\([^"]*\)".*/\1/p' | sort | tr '\n' ' ')
+  want=$(printf '%s\n' "${WASM_EXPORTS[@]}" | sort | tr '\n' ' ')
+  [ "$have" = "$want" ] || die "module exports [$have], expected [$want] (WASM_EXPORTS in build.sh)"
+  log "built $WASM ($(wc -c <"$WASM") bytes; $(wc -c <"$built") before wasm-metadce and wasm-opt -Oz; exports: $have)"
 }
 
 # The crate version from Cargo.toml's [package] table: the OCI image tag.
@@ -123,22 +147,76 @@ cmd_cli() {
   echo "$ROOT/target/release/aml-auth"
 }
 
+# A Python 3 with PyYAML (YAML 1.1, as kubectl reads manifests): python3 when it has it, else the
+# .venv with PyYAML installed from PyPI. Prints its path.
+python_with_yaml() {
+  if [ -n "${AML_PYTHON:-}" ] && "$AML_PYTHON" -c 'import yaml' 2>/dev/null; then
+    echo "$AML_PYTHON"; return
+  fi
+  if command -v python3 >/dev/null && python3 -c 'import yaml' 2>/dev/null; then
+    command -v python3; return
+  fi
+  ensure_envoy
+  "$VENV/bin/python3" -c 'import yaml' 2>/dev/null || {
+    log "installing PyYAML into .venv (PyPI)"
+    "$VENV/bin/pip" install -q --disable-pip-version-check "PyYAML==6.0.3"
+  }
+  echo "$VENV/bin/python3"
+}
+
 # Every Envoy configuration shipped in envoy/ must pass `envoy --mode validate`, which really
-# starts the Wasm VM and runs on_configure with the shipped plugin configuration.
+# starts the Wasm VM and runs on_configure with an inline plugin configuration. Validate mode does
+# not load ECDS, so a configuration taking the filter from an ECDS file is validated again as its
+# inline twin (envoy/make-ecds.py --inline), the resource Envoy will load inlined; the shipped ECDS
+# file must hold envoy/plugin-config.json verbatim. $1, when given, replaces that plugin
+# configuration in every twin (a broken one must fail: tests/cli_envoy.rs).
 validate_shipped_configs() {
-  local failed=0 cfg out
+  local plugin_config="${1:-}" failed=0 cfg out out2 py twin extra=()
+  if [ -n "$plugin_config" ]; then
+    plugin_config="$(realpath "$plugin_config")"
+    extra=("$plugin_config")
+  fi
+  py="$(python_with_yaml)"
+  twin="$(mktemp -d)"
+  if [ -z "$plugin_config" ] && ! "$py" - envoy/ecds/aml_auth.json envoy/plugin-config.json <<'PY'
+import json, sys
+ecds, config = sys.argv[1:]
+held = json.load(open(ecds))["resources"][0]["typed_config"]["config"]["configuration"]["value"]
+sys.exit(0 if held == open(config).read() else 1)
+PY
+  then
+    log "envoy/ecds/aml_auth.json does not hold envoy/plugin-config.json: regenerate it with"
+    log "  (cd envoy && python3 make-ecds.py plugin-config.json ../dist/aml_auth_filter.wasm ecds/aml_auth.json AML_DEMO_PRIMARY_KEY AML_DEMO_SECONDARY_KEY)"
+    failed=1
+  fi
   for cfg in envoy/*.yaml; do
     [ -e "$cfg" ] || continue
     case "$cfg" in *docker-compose*) continue ;; esac
-    if out=$(cd envoy && AML_DEMO_PRIMARY_KEY=validate-primary AML_DEMO_SECONDARY_KEY=validate-secondary \
-      "$ENVOY" --mode validate -c "$(basename "$cfg")" --disable-hot-restart -l warn 2>&1); then
-      log "envoy --mode validate $cfg: OK"
-    else
-      printf '%s\n' "$out" | tail -20 >&2
-      log "envoy --mode validate $cfg: FAILED"
-      failed=1
+    local targets=("$(basename "$cfg")")
+    if grep -q 'config_discovery:' "$cfg"; then
+      if ! out=$(cd envoy && "$py" make-ecds.py --inline "$(basename "$cfg")" "$twin/$(basename "$cfg")" "${extra[@]}" 2>&1); then
+        printf '%s\n' "$out" >&2
+        log "inline twin of $cfg: FAILED"
+        failed=1
+        continue
+      fi
+      targets+=("$twin/$(basename "$cfg")")
     fi
+    local target shown
+    for target in "${targets[@]}"; do
+      shown="$cfg"
+      [ "$target" = "$(basename "$cfg")" ] || shown="$cfg (inline twin: $out)"
+      if out2=$(cd envoy && AML_DEMO_PRIMARY_KEY=validate-primary AML_DEMO_SECONDARY_KEY=validate-secondary \
+        "$ENVOY" --mode validate -c "$target" --disable-hot-restart -l warn 2>&1); then
+        log "envoy --mode validate $shown: OK"
+      else
+        printf '%s\n' "$out2" | tail -20 >&2
+        log "envoy --mode validate $shown: FAILED"
+        failed=1
+      fi
+    done
   done
+  rm -rf "$twin"
   return $failed
 }
 
@@ -185,6 +263,8 @@ cmd_fuzz() {
   ensure_fuzz_tools
   local seconds="${FUZZ_SECONDS:-60}" target out runs summary=()
   fuzz_seeds
+  log "building the fuzz targets (cargo +nightly fuzz build; the first build takes minutes)"
+  cargo +nightly fuzz build --debug-assertions
   for target in "${FUZZ_TARGETS[@]}"; do
     log "fuzzing $target for ${seconds}s"
     out=$(mktemp)
@@ -236,7 +316,8 @@ cmd_test() {
   local out="$ROOT/target/test-output.log" rc=0
   mkdir -p "$ROOT/target"
   set +e
-  AML_ENVOY="$ENVOY" AML_WASM="$WASM" cargo test --all-targets --no-fail-fast 2>&1 | tee "$out"
+  AML_ENVOY="$ENVOY" AML_WASM="$WASM" AML_PYTHON="$(python_with_yaml)" \
+    cargo test --all-targets --no-fail-fast 2>&1 | tee "$out"
   rc=${PIPESTATUS[0]}
   set -e
   build_fuzz_targets
@@ -262,10 +343,20 @@ bench_micro() {
   } | tee "$out"
 }
 
-# End-to-end benchmark (bench/main.rs): one Envoy, one listener per scenario, wrk in interleaved
-# rounds; writes bench/results.md, bench/results.json and bench/ratios.svg. Extra arguments go to
-# the driver (--rounds N --seconds S --connections C --only a,b). `bench micro` runs only the
-# verify-cost micro-benchmark, native and in V8.
+# The benchmark's floor modules (bench/floor/*.wat), assembled with binaryen's wasm-as.
+build_floor_modules() {
+  command -v wasm-as >/dev/null || apt_install binaryen
+  mkdir -p "$ROOT/target/bench/floor"
+  local wat
+  for wat in "$ROOT"/bench/floor/*.wat; do
+    wasm-as "${BINARYEN_FEATURES[@]}" "$wat" -o "$ROOT/target/bench/floor/$(basename "$wat" .wat).wasm"
+  done
+}
+
+# End-to-end benchmark (bench/main.rs): one Envoy, one listener per scenario (the floor modules of
+# bench/floor among them), wrk in interleaved rounds; writes bench/results.md, bench/results.json
+# and bench/ratios.svg. Extra arguments go to the driver (--rounds N --seconds S --connections C
+# --only a,b --out DIR). `bench micro` runs only the verify-cost micro-benchmark, native and in V8.
 cmd_bench() {
   if [ "${1:-}" = "micro" ]; then
     bench_micro
@@ -274,10 +365,12 @@ cmd_bench() {
   ensure_envoy
   command -v wrk >/dev/null || apt_install wrk
   cmd_wasm
+  build_floor_modules
   log "building the benchmark driver"
   cargo build --quiet --example bench
   log "running (load average: $(cut -d' ' -f1-3 /proc/loadavg))"
-  target/debug/examples/bench --wasm "$WASM" --envoy "$ENVOY" --wrk "$(command -v wrk)" "$@"
+  target/debug/examples/bench --wasm "$WASM" --envoy "$ENVOY" --wrk "$(command -v wrk)" \
+    --floor "$ROOT/target/bench/floor/floor.wasm" --floor-key "$ROOT/target/bench/floor/floor_key.wasm" "$@"
   bench_micro
 }
 
@@ -290,30 +383,50 @@ cmd_demo() {
   exec bash "$ROOT/envoy/demo.sh" "$ENVOY" "$WASM" "$ROOT/target/release/aml-auth"
 }
 
+cmd_validate() {
+  ensure_envoy
+  [ -f "$WASM" ] || cmd_wasm
+  validate_shipped_configs "$@"
+}
+
 usage() {
   cat <<'EOF'
 usage: ./build.sh <command>
-  wasm   build dist/aml_auth_filter.wasm (release, LTO, size-optimised)
-  oci    package it as an OCI image layout in dist/oci, tagged with the crate version
-  test   all tests: unit, Envoy config validation, integration against a real Envoy
-  demo   run Envoy with the filter in front of a demo scoring endpoint (Ctrl-C to stop)
-  cli    build the aml-auth command-line tool and print its path
-  fuzz   run every fuzz target for FUZZ_SECONDS (default 60) each; installs nightly and cargo-fuzz
-  soak   one million mixed requests against a real Envoy (SOAK_REQUESTS to change), minutes
-  bench  end-to-end benchmark beside Envoy's native filters (bench/results.md), then the
-         micro-benchmark; `bench micro` runs only the micro-benchmark
+  wasm      build dist/aml_auth_filter.wasm (release, LTO, size-optimised)
+  oci       package it as an OCI image layout in dist/oci, tagged with the crate version
+  test      all tests: unit, Envoy config validation, integration against a real Envoy
+  demo      run Envoy with the filter in front of a demo scoring endpoint (Ctrl-C to stop)
+  cli       build the aml-auth command-line tool and print its path
+  validate  [PLUGIN_CONFIG] run `envoy --mode validate` on every Envoy configuration in envoy/
+            (ECDS-based ones also as their inline twin, with PLUGIN_CONFIG when given)
+  fuzz      run every fuzz target for FUZZ_SECONDS (default 60) each; installs nightly and cargo-fuzz
+  soak      one million mixed requests against a real Envoy (SOAK_REQUESTS to change), minutes
+  bench     end-to-end benchmark beside Envoy's native filters (bench/results.md), then the
+            micro-benchmark; `bench micro` runs only the micro-benchmark
 EOF
 }
 
-case "${1:-help}" in
-  wasm) cmd_wasm ;;
-  oci) cmd_oci ;;
-  test) cmd_test ;;
-  demo) cmd_demo ;;
-  cli) cmd_cli ;;
-  fuzz) cmd_fuzz ;;
-  soak) cmd_soak ;;
+# Commands that take no arguments refuse them rather than ignore them.
+no_args() {
+  [ "$#" -le 1 ] && return 0
+  shift
+  printf 'build.sh: %s takes no arguments (got: %s)\n' "$COMMAND" "$*" >&2
+  exit 2
+}
+
+COMMAND="${1:-help}"
+case "$COMMAND" in
+  wasm) no_args "$@"; cmd_wasm ;;
+  oci) no_args "$@"; cmd_oci ;;
+  test) no_args "$@"; cmd_test ;;
+  demo) no_args "$@"; cmd_demo ;;
+  cli) no_args "$@"; cmd_cli ;;
+  validate)
+    [ "$#" -le 2 ] || { echo "build.sh: validate takes at most one argument (a plugin configuration file)" >&2; exit 2; }
+    shift; cmd_validate "$@" ;;
+  fuzz) no_args "$@"; cmd_fuzz ;;
+  soak) no_args "$@"; cmd_soak ;;
   bench) shift; cmd_bench "$@" ;;
-  help|-h|--help) usage ;;
-  *) usage >&2; exit 2 ;;
+  help|-h|--help) no_args "$@"; usage ;;
+  *) printf "build.sh: unknown command '%s'\n" "$COMMAND" >&2; usage >&2; exit 2 ;;
 esac

@@ -13,8 +13,25 @@ PORT="${AML_DEMO_PORT:-10000}" MODEL_PORT="${AML_DEMO_MODEL_PORT:-10001}"
 WORKSPACE_PORT="${AML_DEMO_WORKSPACE_PORT:-10002}" ADMIN_PORT="${AML_DEMO_ADMIN_PORT:-9901}"
 RUN="$ROOT/dist/demo"
 ISSUER="https://workspace.demo.local" AUDIENCE="https://ml.azure.com"
-rm -rf "$RUN" && mkdir -p "$RUN/ecds" "$RUN/workspace"
 [ -f "$WASM" ] || { echo "demo: $WASM missing (./build.sh wasm)" >&2; exit 1; }
+
+# Nothing of a running demo may be touched: take the demo lock (held until this script and its
+# Envoy exit) and check every port before dist/demo is replaced.
+mkdir -p "$ROOT/dist"
+exec 9>"$ROOT/dist/.demo.lock"
+if ! flock -n 9; then
+  echo "demo: another ./build.sh demo is running from this checkout (it owns $RUN); stop it (Ctrl-C) first" >&2
+  exit 1
+fi
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for spec in "AML_DEMO_PORT=$PORT" "AML_DEMO_MODEL_PORT=$MODEL_PORT" \
+            "AML_DEMO_WORKSPACE_PORT=$WORKSPACE_PORT" "AML_DEMO_ADMIN_PORT=$ADMIN_PORT"; do
+  if port_busy "${spec#*=}"; then
+    echo "demo: port ${spec#*=} is in use; pick free ports with AML_DEMO_PORT, AML_DEMO_MODEL_PORT, AML_DEMO_WORKSPACE_PORT and AML_DEMO_ADMIN_PORT (now ${spec})" >&2
+    exit 1
+  fi
+done
+rm -rf "$RUN" && mkdir -p "$RUN/ecds" "$RUN/workspace"
 
 { read -r PRIMARY_KEY; read -r PRIMARY_DIGEST; } < <("$CLI" keys generate)
 { read -r SECONDARY_KEY; read -r SECONDARY_DIGEST; } < <("$CLI" keys generate)
@@ -33,7 +50,8 @@ cfg["token"]["remote_jwks"]["uri"] = f"http://127.0.0.1:{port}/discovery/v2.0/ke
 open(out, "w").write(json.dumps(cfg, indent=2) + "\n")
 PY
 python3 "$HERE/make-ecds.py" "$RUN/plugin-config.json" "$WASM" "$RUN/ecds/aml_auth.json"
-sed -e "s/port_value: 10000/port_value: $PORT/" \
+sed -e "s/address: 0.0.0.0, port_value: 10000/address: 127.0.0.1, port_value: $PORT/" \
+    -e "s/port_value: 10000/port_value: $PORT/" \
     -e "s/port_value: 10001/port_value: $MODEL_PORT/g" \
     -e "s/port_value: 10002/port_value: $WORKSPACE_PORT/g" \
     -e "s/port_value: 9901/port_value: $ADMIN_PORT/" \
@@ -55,6 +73,10 @@ TOKEN_SCORING_URI="http://127.0.0.1:$PORT/api/v1/service/demo-token/score"
   --issuer "$ISSUER" --audience "$AUDIENCE" --ttl 3600 --subject demo-user)
 
 code() { curl -s -o /dev/null -w '%{http_code}' "$@" 2>/dev/null || true; }
+fetched() {
+  curl -s "http://127.0.0.1:$ADMIN_PORT/stats?filter=aml_auth.jwks.fetch_success$" 2>/dev/null \
+    | grep -Eq ': [1-9][0-9]*$'
+}
 ready=""
 for _ in $(seq 1 300); do
   if ! kill -0 "$ENVOY_PID" 2>/dev/null; then
@@ -62,9 +84,9 @@ for _ in $(seq 1 300); do
     tail -20 "$RUN/envoy.log" >&2
     exit 1
   fi
-  # Ready once the listener answers and the filter has fetched the workspace's JWKS.
-  if [ "$(code "http://127.0.0.1:$ADMIN_PORT/ready")" = 200 ] \
-     && [ "$(code -H "Authorization: Bearer $TOKEN" "$TOKEN_SCORING_URI")" = 200 ]; then
+  # Ready once Envoy is and the filter has fetched the workspace's JWKS (read from the admin
+  # stats, so no probe request shows up in the filter's own counters).
+  if [ "$(code "http://127.0.0.1:$ADMIN_PORT/ready")" = 200 ] && fetched; then
     ready=1
     break
   fi
@@ -83,10 +105,11 @@ TOKEN_SCORING_URI=$TOKEN_SCORING_URI
 TOKEN=$TOKEN
 TOKEN_ES256=$TOKEN_ES256
 TOKEN_REFRESH_BY='${TOKEN_REFRESH_BY#refresh_by=}'
-# Paste these (200 with a key or token, 401 without):
+# Paste these. Key service: 200 with either key, 401 without one:
 curl -s -w ' %{http_code}\n' -H 'Authorization: Bearer $PRIMARY_KEY' -H 'Content-Type: application/json' -d '$BODY' $SCORING_URI
 curl -s -w ' %{http_code}\n' -H 'Authorization: Bearer $SECONDARY_KEY' -H 'Content-Type: application/json' -d '$BODY' $SCORING_URI
 curl -s -w ' %{http_code}\n' -H 'Content-Type: application/json' -d '$BODY' $SCORING_URI
+# Token service: 200 with either token, 401 with a key (it takes tokens only):
 curl -s -w ' %{http_code}\n' -H 'Authorization: Bearer $TOKEN' -H 'Content-Type: application/json' -d '$BODY' $TOKEN_SCORING_URI
 curl -s -w ' %{http_code}\n' -H 'Authorization: Bearer $TOKEN_ES256' -H 'Content-Type: application/json' -d '$BODY' $TOKEN_SCORING_URI
 curl -s -w ' %{http_code}\n' -H 'Authorization: Bearer $PRIMARY_KEY' -H 'Content-Type: application/json' -d '$BODY' $TOKEN_SCORING_URI

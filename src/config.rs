@@ -106,16 +106,28 @@ pub struct TokenSettings {
 /// One remote JWKS source.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RemoteJwks {
-    /// Envoy cluster the fetch goes through.
+    /// Envoy cluster the fetch goes through (with discovery: the discovery document's fetch).
     pub cluster: String,
-    /// The URI as configured (for logs).
+    /// The URI as configured (`uri`, or `discovery_uri`; for logs).
     pub uri: String,
     /// `:authority` sent.
     pub authority: String,
     /// `:path` sent.
     pub path: String,
+    /// Set when `uri` is an OpenID Connect discovery document that names the JWKS location.
+    pub discovery: Option<Discovery>,
     /// Timeout, refresh period and staleness limit.
     pub timing: SourceTiming,
+}
+
+/// How a discovery source finds its key set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Discovery {
+    /// The document's `issuer` must be one of these (the configured issuers).
+    pub issuers: Vec<String>,
+    /// Cluster for `jwks_uri` (`jwks_cluster`); without it `jwks_uri` must have the discovery
+    /// document's authority and goes through the same cluster.
+    pub jwks_cluster: Option<String>,
 }
 
 /// A validated plugin configuration.
@@ -629,6 +641,7 @@ fn compile_token(
             Some(v.clone())
         }
     };
+    let issuer_list = vec![issuer.to_string()];
     let remote = match t.map.get("remote_jwks") {
         None => Vec::new(),
         Some(Value::Array(items)) => {
@@ -640,14 +653,17 @@ fn compile_token(
             }
             let mut out = Vec::with_capacity(items.len());
             for (i, item) in items.iter().enumerate() {
-                out.push(compile_remote(&Obj::new(
-                    &format!("{}[{i}]", t.path("remote_jwks")),
-                    item,
-                )?)?);
+                out.push(compile_remote(
+                    &Obj::new(&format!("{}[{i}]", t.path("remote_jwks")), item)?,
+                    &issuer_list,
+                )?);
             }
             out
         }
-        Some(v @ Value::Object(_)) => vec![compile_remote(&Obj::new(&t.path("remote_jwks"), v)?)?],
+        Some(v @ Value::Object(_)) => vec![compile_remote(
+            &Obj::new(&t.path("remote_jwks"), v)?,
+            &issuer_list,
+        )?],
         Some(other) => {
             return Err(t.wrong_type("remote_jwks", "an object or an array of objects", other))
         }
@@ -668,6 +684,11 @@ fn compile_token(
         fingerprint_input.push('\n');
         fingerprint_input.push_str(&r.uri);
         fingerprint_input.push('\n');
+        if let Some(d) = &r.discovery {
+            fingerprint_input.push_str("discovery\n");
+            fingerprint_input.push_str(d.jwks_cluster.as_deref().unwrap_or_default());
+            fingerprint_input.push('\n');
+        }
     }
     let fingerprint = KeyDigest::of(fingerprint_input.as_bytes()).to_configured();
     let fingerprint = fingerprint.get(7..23).unwrap_or_default().to_string();
@@ -696,32 +717,65 @@ fn describe_jwks_error(e: &JwksError) -> String {
     }
 }
 
-fn compile_remote(obj: &Obj<'_>) -> Result<RemoteJwks, ConfigError> {
+fn compile_remote(obj: &Obj<'_>, issuers: &[String]) -> Result<RemoteJwks, ConfigError> {
     obj.only(&[
         "cluster",
         "uri",
+        "discovery_uri",
+        "jwks_cluster",
         "timeout_seconds",
         "refresh_interval_seconds",
         "max_stale_seconds",
     ])?;
-    let cluster = obj
-        .string("cluster")?
-        .filter(|c| !c.is_empty())
+    let non_empty = |key: &str, what: &str| -> Result<Option<&str>, ConfigError> {
+        match obj.string(key)? {
+            Some("") => Err(ConfigError::new(
+                obj.path(key),
+                format!("must not be empty: {what}"),
+            )),
+            other => Ok(other),
+        }
+    };
+    let cluster = non_empty("cluster", "the Envoy cluster that reaches the JWKS host")?
         .ok_or_else(|| {
             ConfigError::new(
                 obj.path("cluster"),
                 "is required: the Envoy cluster that reaches the JWKS host",
             )
         })?;
-    let uri = obj
-        .string("uri")?
-        .ok_or_else(|| ConfigError::new(obj.path("uri"), "is required: the absolute JWKS URL"))?;
+    let jwks_cluster = non_empty("jwks_cluster", "the Envoy cluster that reaches `jwks_uri`")?;
+    let (key, uri) = match (obj.string("uri")?, obj.string("discovery_uri")?) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(
+                obj.path("discovery_uri"),
+                "can't be set together with `uri`: give the JWKS URL or the discovery document's",
+            ))
+        }
+        (Some(uri), None) => ("uri", uri),
+        (None, Some(uri)) => ("discovery_uri", uri),
+        (None, None) => {
+            return Err(ConfigError::new(
+                obj.path("uri"),
+                "is required: the absolute JWKS URL (or `discovery_uri`: the OpenID Connect discovery document's)",
+            ))
+        }
+    };
+    if key == "uri" && jwks_cluster.is_some() {
+        return Err(ConfigError::new(
+            obj.path("jwks_cluster"),
+            "applies only with `discovery_uri` (the cluster for the `jwks_uri` it names)",
+        ));
+    }
     let (authority, path) = split_uri(uri).ok_or_else(|| {
         ConfigError::new(
-            obj.path("uri"),
+            obj.path(key),
             "must be an absolute http:// or https:// URL with a host and no user info, fragment or whitespace",
         )
     })?;
+    let discovery = (key == "discovery_uri").then(|| Discovery {
+        issuers: issuers.to_vec(),
+        jwks_cluster: jwks_cluster.map(str::to_string),
+    });
     let seconds = |key: &str, min: u64, max: u64, default: u64| -> Result<u64, ConfigError> {
         Ok(obj
             .u64(key, min, max)?
@@ -737,12 +791,14 @@ fn compile_remote(obj: &Obj<'_>) -> Result<RemoteJwks, ConfigError> {
             timeout_ms: seconds("timeout_seconds", 1, 60, 5)?,
             refresh_ms: seconds("refresh_interval_seconds", 1, 7 * 86_400, 600)?,
             max_stale_ms: seconds("max_stale_seconds", 1, 365 * 86_400, 86_400)?,
+            calls: if discovery.is_some() { 2 } else { 1 },
         },
+        discovery,
     })
 }
 
 /// Splits an absolute http(s) URL into authority and path (with query).
-fn split_uri(uri: &str) -> Option<(String, String)> {
+pub(crate) fn split_uri(uri: &str) -> Option<(String, String)> {
     let rest = uri
         .strip_prefix("https://")
         .or_else(|| uri.strip_prefix("http://"))?;

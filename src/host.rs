@@ -4,42 +4,40 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
-use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel, MapType, MetricType};
+use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType};
 
 use crate::config::{self, AuthMode, FilterConfig, ServicePolicy, TokenSettings};
-use crate::jwks::{self, KeySet};
-use crate::jwks_cache::{self, Freshness, Meta, SourceTiming, TickDecision};
+use crate::jwks::KeySet;
+use crate::jwks_cache::{
+    self, CallHead, FetchFailure, Freshness, Meta, SourceTiming, TickDecision,
+};
 use crate::jwt::TokenError;
 use crate::keys::KeySlot;
-use crate::policy::{self, Keys, TokenInputs, Verdict};
+use crate::policy::{self, Keys, TokenInputs, Unavailable, Verdict};
 use crate::request::router::{Router, Target as RequestTarget};
 use crate::request::target::{self, TargetError};
 use crate::status::{self, Denial, LocalReply};
 use crate::token_cache::{self, TokenCache};
+
+mod abi;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::new()) });
 }}
 
-/// Largest JWKS body accepted; a larger one counts as a failed fetch.
-const MAX_JWKS_BYTES: usize = 256 * 1024;
 /// Tick period of root contexts when a remote JWKS is configured.
 const TICK: Duration = Duration::from_millis(500);
 
 fn now_ms() -> u64 {
-    hostcalls::get_current_time()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    abi::current_time_ns().map_or(0, |ns| ns / 1_000_000)
 }
 
 fn log(level: LogLevel, message: &str) {
-    let _ = hostcalls::log(level, message);
+    let _ = abi::log(level as u32, message);
 }
 
 fn random_u64() -> u64 {
@@ -82,20 +80,20 @@ impl Metrics {
         if let Some(id) = self.ids.borrow().get(name) {
             return Some(*id);
         }
-        let id = hostcalls::define_metric(kind, name).ok()?;
+        let id = abi::define_metric(kind as u32, name).ok()?;
         self.ids.borrow_mut().insert(name.to_string(), id);
         Some(id)
     }
 
     fn count(&self, name: &str) {
         if let Some(id) = self.id(MetricType::Counter, name) {
-            let _ = hostcalls::increment_metric(id, 1);
+            let _ = abi::increment_metric(id, 1);
         }
     }
 
     fn gauge(&self, name: &str, value: u64) {
         if let Some(id) = self.id(MetricType::Gauge, name) {
-            let _ = hostcalls::record_metric(id, value);
+            let _ = abi::record_metric(id, value);
         }
     }
 
@@ -110,7 +108,7 @@ impl Metrics {
                     None => format!("aml_auth.{prefix}{event}"),
                     Some((_, name)) => format!("aml_auth.service.{name}.{prefix}{event}"),
                 };
-                let id = hostcalls::define_metric(MetricType::Counter, &name).ok();
+                let id = abi::define_metric(MetricType::Counter as u32, &name).ok();
                 if let Some(id) = id {
                     self.events.borrow_mut().insert((slot, prefix, event), id);
                 }
@@ -118,7 +116,7 @@ impl Metrics {
             }
         };
         if let Some(id) = id {
-            let _ = hostcalls::increment_metric(id, 1);
+            let _ = abi::increment_metric(id, 1);
         }
     }
 
@@ -138,9 +136,10 @@ struct KeyView {
     meta: Meta,
     /// Version of `merged`.
     version: u64,
-    /// Remote keys plus local keys.
+    /// The remote keys, then the local keys whose `kid` the remote set lacks.
     merged: Option<Rc<KeySet>>,
-    /// Local keys alone (used when the remote set is missing or stale).
+    /// Local keys alone, parsed once per configuration (used when the remote set is missing or
+    /// stale).
     local: Option<Rc<KeySet>>,
 }
 
@@ -152,6 +151,7 @@ struct State {
     keys: RefCell<KeyView>,
     timings: Vec<SourceTiming>,
     early_refetch_wanted: Cell<bool>,
+    fingerprint: String,
     meta_key: String,
     keys_key: String,
     token_cache: TokenCache,
@@ -173,7 +173,7 @@ impl State {
             .token
             .as_ref()
             .and_then(|t| t.local_jwks.as_ref())
-            .and_then(|v| jwks::parse_jwks(&serde_json::to_vec(v).unwrap_or_default()).ok())
+            .and_then(|v| crate::jwks::parse_jwks(&serde_json::to_vec(v).unwrap_or_default()).ok())
             .map(|p| Rc::new(p.keys));
         State {
             router,
@@ -184,8 +184,9 @@ impl State {
             }),
             timings,
             early_refetch_wanted: Cell::new(false),
-            meta_key: format!("aml_auth.jwks.{fingerprint}.meta"),
-            keys_key: format!("aml_auth.jwks.{fingerprint}.keys"),
+            meta_key: jwks_cache::meta_key(&fingerprint),
+            keys_key: jwks_cache::keys_key(&fingerprint),
+            fingerprint,
             token_cache: TokenCache::new(&random_secret(), token_cache::DEFAULT_CAPACITY),
             replies: RefCell::new(Vec::new()),
             config,
@@ -228,14 +229,22 @@ impl State {
         } else {
             Freshness::Never
         };
+        let remote = match freshness {
+            Freshness::Stale => Unavailable::Stale,
+            _ => Unavailable::NotYet,
+        };
         match (freshness, &view.merged, &view.local) {
             (Freshness::Fresh, Some(merged), _) => {
                 self.token_cache.use_key_set(view.version);
                 f(Keys::Ready(merged))
             }
-            (_, _, Some(local)) => {
+            (_, _, Some(local)) if !self.has_remote() => {
                 self.token_cache.use_key_set(LOCAL_KEY_SET);
                 f(Keys::Ready(local))
+            }
+            (_, _, Some(local)) => {
+                self.token_cache.use_key_set(LOCAL_KEY_SET);
+                f(Keys::Partial { local, remote })
             }
             (Freshness::Stale, _, None) => f(Keys::Stale),
             _ => f(Keys::NotYet),
@@ -244,12 +253,12 @@ impl State {
 
     /// Reads the shared record and, when a newer key set was stored, parses it.
     fn sync_from_shared(&self) -> (Meta, Option<u32>) {
-        let (bytes, cas) = hostcalls::get_shared_data(&self.meta_key).unwrap_or((None, None));
+        let (bytes, cas) = abi::get_shared_data(&self.meta_key).unwrap_or((None, None));
         let meta = bytes.as_deref().and_then(Meta::decode).unwrap_or_default();
         let mut view = self.keys.borrow_mut();
         view.meta = meta.clone();
         if meta.version != 0 && meta.version != view.version {
-            if let Some(set) = self.load_keys(meta.version, view.local.is_some()) {
+            if let Some(set) = self.load_keys(meta.version, view.local.as_deref()) {
                 view.merged = Some(Rc::new(set));
                 view.version = meta.version;
             }
@@ -257,17 +266,60 @@ impl State {
         (meta, cas)
     }
 
-    fn load_keys(&self, version: u64, merge_local: bool) -> Option<KeySet> {
-        let (bytes, _) = hostcalls::get_shared_data(&self.keys_key).ok()?;
+    /// The stored remote set of `version`, parsed on its own and combined with the local keys
+    /// key by key.
+    fn load_keys(&self, version: u64, local: Option<&KeySet>) -> Option<KeySet> {
+        let (bytes, _) = abi::get_shared_data(&self.keys_key).ok()?;
         let bytes = bytes?;
         let body = jwks_cache::decode_keys(&bytes, version)?;
-        let local = if merge_local {
-            self.token_settings().and_then(|t| t.local_jwks.as_ref())
-        } else {
-            None
+        let remote = crate::jwks::parse_jwks(body).ok()?.keys;
+        Some(match local {
+            Some(local) => KeySet::merged(&remote, local),
+            None => remote,
+        })
+    }
+
+    /// Marks this configuration's sources as in use, and empties the shared entries of sources
+    /// no configuration marked for [`jwks_cache::REGISTRY_EVICT_MS`] (superseded by a reload).
+    fn mark_sources_in_use(&self, now_ms: u64) {
+        let Ok((bytes, cas)) = abi::get_shared_data(jwks_cache::REGISTRY_KEY) else {
+            return;
         };
-        let combined = merge_jwks(body, local)?;
-        jwks::parse_jwks(&combined).ok().map(|p| p.keys)
+        let registry = bytes
+            .as_deref()
+            .map(jwks_cache::Registry::decode)
+            .unwrap_or_default();
+        let Some(update) = jwks_cache::touch_registry(&registry, &self.fingerprint, now_ms) else {
+            return;
+        };
+        if abi::set_shared_data(jwks_cache::REGISTRY_KEY, &update.registry.encode(), cas).is_err() {
+            return;
+        }
+        self.metrics.gauge(
+            "aml_auth.jwks.sources_tracked",
+            u64::try_from(update.registry.seen.len()).unwrap_or(u64::MAX),
+        );
+        for fingerprint in &update.evicted {
+            let _ = abi::set_shared_data(&jwks_cache::meta_key(fingerprint), b"", None);
+            let _ = abi::set_shared_data(&jwks_cache::keys_key(fingerprint), b"", None);
+            self.metrics.count("aml_auth.jwks.superseded_dropped");
+            log(
+                LogLevel::Info,
+                &format!("aml-auth-filter: dropped the shared JWKS entries of superseded sources {fingerprint}"),
+            );
+        }
+    }
+
+    /// Counts a discovery document fetch, with the reason of a failure.
+    fn count_discovery(&self, outcome: Result<(), &str>) {
+        match outcome {
+            Ok(()) => self.metrics.count("aml_auth.jwks.discovery.fetch_success"),
+            Err(reason) => {
+                self.metrics.count("aml_auth.jwks.discovery.fetch_failure");
+                self.metrics
+                    .count(&format!("aml_auth.jwks.discovery.fetch_failure.{reason}"));
+            }
+        }
     }
 
     fn record_key_gauges(&self, now_ms: u64) {
@@ -285,21 +337,11 @@ impl State {
     }
 }
 
-/// Remote keys first, then local ones (a `kid` present in both resolves to the remote key).
-fn merge_jwks(remote: &[u8], local: Option<&serde_json::Value>) -> Option<Vec<u8>> {
-    let Some(local) = local else {
-        return Some(remote.to_vec());
-    };
-    let mut doc: serde_json::Value = serde_json::from_slice(remote).ok()?;
-    let extra = local.get("keys")?.as_array()?.clone();
-    doc.get_mut("keys")?.as_array_mut()?.extend(extra);
-    serde_json::to_vec(&doc).ok()
-}
-
 struct Root {
     state: Option<Rc<State>>,
     me: u64,
-    in_flight: Option<(u32, usize)>,
+    /// The call in flight: its token, the source, and which document it fetches.
+    in_flight: Option<(u32, usize, Step)>,
 }
 
 impl Root {
@@ -311,36 +353,69 @@ impl Root {
         }
     }
 
+    /// Starts a fetch of `source`: its discovery document first when it has one.
     fn start_fetch(&mut self, state: &State, source: usize, now: u64) {
         let Some(remote) = state.token_settings().and_then(|t| t.remote.get(source)) else {
             return;
         };
+        let step = if remote.discovery.is_some() {
+            Step::Document
+        } else {
+            Step::Keys
+        };
+        self.dispatch(state, source, now, step, &remote.authority, &remote.path);
+    }
+
+    fn dispatch(
+        &mut self,
+        state: &State,
+        source: usize,
+        now: u64,
+        step: Step,
+        authority: &str,
+        path: &str,
+    ) {
+        let Some(remote) = state.token_settings().and_then(|t| t.remote.get(source)) else {
+            return;
+        };
+        let cluster = match (step, &remote.discovery) {
+            (Step::Keys, Some(d)) => d.jwks_cluster.as_deref().unwrap_or(&remote.cluster),
+            _ => remote.cluster.as_str(),
+        };
         let headers = vec![
             (":method", "GET"),
-            (":path", remote.path.as_str()),
-            (":authority", remote.authority.as_str()),
+            (":path", path),
+            (":authority", authority),
             ("accept", "application/json"),
             ("user-agent", "aml-auth-filter"),
         ];
         let timeout = Duration::from_millis(remote.timing.timeout_ms);
-        match self.dispatch_http_call(&remote.cluster, headers, None, vec![], timeout) {
-            Ok(token) => self.in_flight = Some((token, source)),
+        match self.dispatch_http_call(cluster, headers, None, vec![], timeout) {
+            Ok(token) => self.in_flight = Some((token, source, step)),
             Err(status) => {
                 log(
                     LogLevel::Warn,
                     &format!(
-                        "aml-auth-filter: JWKS fetch from source {source} (cluster {}) could not start: {status:?}",
-                        remote.cluster
+                        "aml-auth-filter: JWKS fetch from source {source} (cluster {cluster}) could not start: {status:?}"
                     ),
                 );
-                self.finish_fetch(state, source, now, Err("dispatch_failed"));
+                if step == Step::Document {
+                    state.count_discovery(Err("dispatch_failed"));
+                }
+                self.finish_fetch(state, source, now, Err(FetchFailure::DispatchFailed));
             }
         }
     }
 
     /// Records a fetch outcome in shared data: the key set first, then the record.
-    fn finish_fetch(&self, state: &State, source: usize, now: u64, outcome: Result<Vec<u8>, &str>) {
-        let (meta, cas) = match hostcalls::get_shared_data(&state.meta_key) {
+    fn finish_fetch(
+        &self,
+        state: &State,
+        source: usize,
+        now: u64,
+        outcome: Result<Vec<u8>, FetchFailure>,
+    ) {
+        let (meta, cas) = match abi::get_shared_data(&state.meta_key) {
             Ok((Some(bytes), cas)) => (Meta::decode(&bytes).unwrap_or_default(), cas),
             _ => (Meta::default(), None),
         };
@@ -359,7 +434,7 @@ impl Root {
                 let next =
                     jwks_cache::succeeded(&meta, now, source, &state.timings, random_jitter());
                 let stored = jwks_cache::encode_keys(next.version, &body);
-                if hostcalls::set_shared_data(&state.keys_key, Some(&stored), None).is_err() {
+                if abi::set_shared_data(&state.keys_key, &stored, None).is_err() {
                     log(
                         LogLevel::Error,
                         "aml-auth-filter: could not store the JWKS in shared data",
@@ -368,7 +443,8 @@ impl Root {
                 }
                 next
             }
-            Err(reason) => {
+            Err(failure) => {
+                let reason = failure.code();
                 metrics.count("aml_auth.jwks.fetch_failure");
                 metrics.count(&format!("aml_auth.jwks.source.{source}.fetch_failure"));
                 metrics.count(&format!("aml_auth.jwks.fetch_failure.{reason}"));
@@ -379,7 +455,7 @@ impl Root {
                 jwks_cache::failed(&meta, now, source, &state.timings, random_jitter())
             }
         };
-        let _ = hostcalls::set_shared_data(&state.meta_key, Some(&next.encode()), cas);
+        let _ = abi::set_shared_data(&state.meta_key, &next.encode(), cas);
         state.sync_from_shared();
     }
 }
@@ -395,7 +471,7 @@ impl Context for Root {
         let Some(state) = self.state.clone() else {
             return;
         };
-        let Some((token, source)) = self.in_flight else {
+        let Some((token, source, step)) = self.in_flight else {
             return;
         };
         if token != token_id {
@@ -403,41 +479,114 @@ impl Context for Root {
         }
         self.in_flight = None;
         let now = now_ms();
-        let status = self.get_http_call_response_header(":status");
-        let outcome = match status.as_deref() {
-            None => Err("no_response"),
-            Some("200") if body_size > MAX_JWKS_BYTES => Err("too_large"),
-            Some("200") => {
-                let body = self
-                    .get_http_call_response_body(0, body_size)
-                    .unwrap_or_default();
-                match jwks::parse_jwks(&body) {
-                    Ok(parsed) => {
-                        for dropped in &parsed.dropped {
-                            log(
-                                LogLevel::Info,
-                                &format!(
-                                    "aml-auth-filter: JWKS key {} (kid {:?}) dropped: {}",
-                                    dropped.index,
-                                    dropped.kid,
-                                    dropped.reason.as_str()
-                                ),
-                            );
-                        }
-                        Ok(body)
-                    }
-                    Err(e) => Err(e.as_str()),
+        let outcome = read_call_body(body_size).and_then(|body| match step {
+            Step::Keys => read_key_set(body),
+            Step::Document => Ok(body),
+        });
+        if let Err(failure) = &outcome {
+            if let Ok((code, message)) = abi::get_status() {
+                log(
+                    LogLevel::Info,
+                    &format!(
+                        "aml-auth-filter: JWKS call from source {source}: {} (host status {code} {:?})",
+                        failure.code(),
+                        String::from_utf8_lossy(&message)
+                    ),
+                );
+            }
+        }
+        if step == Step::Document {
+            let Some(remote) = state.token_settings().and_then(|t| t.remote.get(source)) else {
+                return;
+            };
+            let Some(discovery) = &remote.discovery else {
+                return;
+            };
+            let located = outcome.map_err(|f| f.code()).and_then(|body| {
+                crate::discovery::read_document(
+                    &body,
+                    &remote.uri,
+                    &remote.authority,
+                    &discovery.issuers,
+                    discovery.jwks_cluster.is_some(),
+                )
+                .map_err(|e| e.code())
+            });
+            state.count_discovery(located.as_ref().map(|_| ()).map_err(|r| *r));
+            match located {
+                Ok(location) => {
+                    self.dispatch(
+                        &state,
+                        source,
+                        now,
+                        Step::Keys,
+                        &location.authority,
+                        &location.path,
+                    );
+                }
+                Err(reason) => {
+                    log(
+                        LogLevel::Warn,
+                        &format!("aml-auth-filter: discovery document of source {source} refused: {reason}"),
+                    );
+                    self.finish_fetch(&state, source, now, Err(FetchFailure::Discovery));
                 }
             }
-            Some(_) => Err("bad_status"),
-        };
+            return;
+        }
         self.finish_fetch(&state, source, now, outcome);
     }
 }
 
+/// Which document a call fetches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    /// A source's OpenID Connect discovery document.
+    Document,
+    /// The key set.
+    Keys,
+}
+
+/// Reads a finished call's body through fallible host calls only, classifying what went wrong.
+fn read_call_body(body_size: usize) -> Result<Vec<u8>, FetchFailure> {
+    let status = abi::get_header(abi::HTTP_CALL_RESPONSE_HEADERS, ":status")
+        .ok()
+        .flatten();
+    let host_status = abi::get_status().ok();
+    jwks_cache::classify_head(&CallHead {
+        status: status.as_deref(),
+        host_status: host_status.as_ref().map(|(c, m)| (*c, m.as_slice())),
+        body_size,
+    })?;
+    abi::get_buffer(abi::HTTP_CALL_RESPONSE_BODY, 0, body_size)
+        .ok()
+        .flatten()
+        .ok_or(FetchFailure::BodyUnreadable)
+}
+
+/// Checks a fetched key set (logging each key dropped) and keeps its bytes for shared data.
+fn read_key_set(body: Vec<u8>) -> Result<Vec<u8>, FetchFailure> {
+    let parsed = jwks_cache::classify_body(Some(&body))?;
+    for dropped in &parsed.dropped {
+        log(
+            LogLevel::Info,
+            &format!(
+                "aml-auth-filter: JWKS key {} (kid {:?}) dropped: {}",
+                dropped.index,
+                dropped.kid,
+                dropped.reason.as_str()
+            ),
+        );
+    }
+    Ok(body)
+}
+
 impl RootContext for Root {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
-        let bytes = self.get_plugin_configuration().unwrap_or_default();
+        let bytes = abi::get_buffer(abi::PLUGIN_CONFIGURATION, 0, usize::MAX)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         let config = match config::parse(&bytes, &|name| std::env::var(name).ok()) {
             Ok(config) => config,
             Err(e) => {
@@ -448,15 +597,17 @@ impl RootContext for Root {
         };
         let state = Rc::new(State::new(config));
         if state.has_remote() {
-            if let Ok((None, _)) = hostcalls::get_shared_data(&state.meta_key) {
-                let _ = hostcalls::set_shared_data(
-                    &state.meta_key,
-                    Some(&Meta::default().encode()),
-                    None,
-                );
+            if let Ok((None, _)) = abi::get_shared_data(&state.meta_key) {
+                let _ = abi::set_shared_data(&state.meta_key, &Meta::default().encode(), None);
             }
             state.sync_from_shared();
-            self.set_tick_period(TICK);
+            let tick = u32::try_from(TICK.as_millis()).unwrap_or(u32::MAX);
+            if abi::set_tick_period_ms(tick).is_err() {
+                log(
+                    LogLevel::Critical,
+                    "aml-auth-filter: the host refused a tick period; no JWKS can be fetched",
+                );
+            }
         }
         self.in_flight = None;
         self.state = Some(state);
@@ -470,6 +621,7 @@ impl RootContext for Root {
         let now = now_ms();
         let (meta, cas) = state.sync_from_shared();
         state.record_key_gauges(now);
+        state.mark_sources_in_use(now);
         if self.in_flight.is_some() {
             return;
         }
@@ -479,7 +631,7 @@ impl RootContext for Root {
             meta: leased,
         } = jwks_cache::tick(&meta, now, self.me, early, &state.timings)
         {
-            if hostcalls::set_shared_data(&state.meta_key, Some(&leased.encode()), cas).is_ok() {
+            if abi::set_shared_data(&state.meta_key, &leased.encode(), cas).is_ok() {
                 state.keys.borrow_mut().meta = leased;
                 self.start_fetch(&state, source, now);
             }
@@ -510,14 +662,32 @@ impl Request {
         if denial == Denial::Token(TokenError::UnknownKid) {
             state.early_refetch_wanted.set(true);
         }
-        send_reply(&state.reply(denial))
+        send_local_reply(&state.reply(denial))
     }
+}
+
+/// Sends a local reply. Should the host refuse it, the request stays paused (never forwarded)
+/// until Envoy's own timeout ends it.
+fn send_reply(status: u32, headers: &[(&str, &str)], body: &[u8]) {
+    if let Err(e) = abi::send_local_response(status, headers, body) {
+        log(
+            LogLevel::Error,
+            &format!(
+                "aml-auth-filter: the host refused a local reply ({e:?}); the request stays paused"
+            ),
+        );
+    }
+}
+
+/// 503 for a request whose headers the host could not read or edit: it is never forwarded.
+fn host_error_reply() -> Action {
+    send_local_reply(&status::host_error())
 }
 
 impl HttpContext for Request {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         let Some(state) = self.state.clone() else {
-            return send_reply(&status::not_configured());
+            return send_local_reply(&status::not_configured());
         };
         if state.config.services.is_empty()
             && state.config.default_policy.mode == AuthMode::PassThrough
@@ -525,7 +695,9 @@ impl HttpContext for Request {
             state.metrics.outcome(None, "", "requests_passed_through");
             return Action::Continue;
         }
-        let headers = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
+        let Ok(headers) = abi::get_header_pairs(abi::HTTP_REQUEST_HEADERS) else {
+            return host_error_reply();
+        };
         let find = |name: &str| {
             headers
                 .iter()
@@ -605,22 +777,19 @@ impl HttpContext for Request {
                 Action::Continue
             }
             Verdict::Allow(allowed) => {
-                let mut edited = true;
-                if allowed.remove_authorization {
-                    edited &= set_request_header("authorization", None);
-                }
-                for name in &allowed.remove_headers {
-                    edited &= set_request_header(name, None);
-                }
-                for (name, value) in &allowed.set_headers {
-                    edited &= set_request_header(name, Some(value));
-                }
-                if !edited {
-                    log(
-                        LogLevel::Error,
-                        "aml-auth-filter: could not edit the request headers; request refused",
-                    );
-                    return send_reply(&status::header_edit_failed());
+                let map = abi::HTTP_REQUEST_HEADERS;
+                let removed = (!allowed.remove_authorization
+                    || abi::remove_header(map, "authorization").is_ok())
+                    && allowed
+                        .remove_headers
+                        .iter()
+                        .all(|name| abi::remove_header(map, name).is_ok())
+                    && allowed
+                        .set_headers
+                        .iter()
+                        .all(|(name, value)| abi::replace_header(map, name, value).is_ok());
+                if !removed {
+                    return host_error_reply();
                 }
                 let metrics = &state.metrics;
                 metrics.outcome(service, "", "requests_allowed");
@@ -643,33 +812,17 @@ impl HttpContext for Request {
 
 /// A string property of the stream (`xds.route_name`...), `None` when absent or unreadable.
 fn property(path: &[&str]) -> Option<String> {
-    let bytes = hostcalls::get_property(path.to_vec()).ok().flatten()?;
+    let bytes = abi::get_property(path).ok().flatten()?;
     String::from_utf8(bytes).ok()
 }
 
-/// Sets or removes a request header; false when the host refused.
-fn set_request_header(name: &str, value: Option<&str>) -> bool {
-    hostcalls::set_map_value(MapType::HttpRequestHeaders, name, value).is_ok()
-}
-
-/// Sends a local reply and stops the filter chain.
-fn send_reply(reply: &LocalReply) -> Action {
+/// Sends a local reply built in `status.rs` and stops the filter chain.
+fn send_local_reply(reply: &LocalReply) -> Action {
     let headers: Vec<(&str, &str)> = reply
         .headers
         .iter()
         .map(|(n, v)| (*n, v.as_str()))
         .collect();
-    if hostcalls::send_http_response(
-        u32::from(reply.status),
-        headers,
-        Some(reply.body.as_bytes()),
-    )
-    .is_err()
-    {
-        log(
-            LogLevel::Error,
-            "aml-auth-filter: could not send a local reply",
-        );
-    }
+    send_reply(u32::from(reply.status), &headers, reply.body.as_bytes());
     Action::Pause
 }

@@ -174,48 +174,82 @@ struct KeySetInner {
     without_kid: Vec<usize>,
 }
 
-/// The usable keys of one JWKS document. Cloning shares the keys (reference counted).
+/// The usable keys of one JWKS document, or of several combined key by key with
+/// [`KeySet::merged`]. Cloning shares the keys (reference counted).
 #[derive(Clone)]
 pub struct KeySet {
-    inner: Arc<KeySetInner>,
+    /// The documents' keys, first layer first; a `kid` resolves to its first layer.
+    layers: Arc<[Arc<KeySetInner>]>,
 }
 
 impl KeySet {
+    fn single(inner: KeySetInner) -> KeySet {
+        KeySet {
+            layers: Arc::from(vec![Arc::new(inner)]),
+        }
+    }
+
+    /// Combines two key sets key by key, without re-reading either document: `first`'s keys,
+    /// then those of `then` whose `kid` `first` does not have (a `kid` in both resolves to
+    /// `first`'s key; keys without `kid` are all kept). Each set keeps its own
+    /// [`MAX_KEYS`] cap and its own dropped keys.
+    pub fn merged(first: &KeySet, then: &KeySet) -> KeySet {
+        let layers: Vec<Arc<KeySetInner>> = first
+            .layers
+            .iter()
+            .chain(then.layers.iter())
+            .cloned()
+            .collect();
+        KeySet {
+            layers: Arc::from(layers),
+        }
+    }
+
     /// Number of usable keys.
     pub fn len(&self) -> usize {
-        self.inner.keys.len()
+        self.iter().count()
     }
 
     /// Whether the set holds no key (never true for a set returned by [`parse_jwks`]).
     pub fn is_empty(&self) -> bool {
-        self.inner.keys.is_empty()
+        self.iter().next().is_none()
     }
 
     /// The key whose `kid` is exactly `kid` (byte-for-byte), if any.
     pub fn get(&self, kid: &str) -> Option<&Jwk> {
-        self.inner
-            .by_kid
-            .get(kid)
-            .and_then(|i| self.inner.keys.get(*i))
+        self.layers
+            .iter()
+            .find_map(|layer| layer.by_kid.get(kid).and_then(|i| layer.keys.get(*i)))
     }
 
     /// Keys that have no `kid`, in document order.
     pub fn without_kid(&self) -> impl Iterator<Item = &Jwk> {
-        self.inner
-            .without_kid
+        self.layers
             .iter()
-            .filter_map(|i| self.inner.keys.get(*i))
+            .flat_map(|layer| layer.without_kid.iter().filter_map(|i| layer.keys.get(*i)))
     }
 
-    /// All usable keys, in document order.
+    /// All usable keys, in document order (a key whose `kid` an earlier layer holds is left out).
     pub fn iter(&self) -> impl Iterator<Item = &Jwk> {
-        self.inner.keys.iter()
+        self.layers
+            .iter()
+            .enumerate()
+            .flat_map(move |(depth, layer)| {
+                let earlier = self.layers.get(..depth).unwrap_or_default();
+                layer
+                    .keys
+                    .iter()
+                    .filter(move |key| match key.kid.as_deref() {
+                        Some(kid) => !earlier.iter().any(|l| l.by_kid.contains_key(kid)),
+                        None => true,
+                    })
+            })
     }
 }
 
 impl fmt::Debug for KeySet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.inner.keys.iter()).finish()
+        f.debug_list().entries(self.iter()).finish()
     }
 }
 
@@ -414,13 +448,11 @@ pub fn parse_jwks(body: &[u8]) -> Result<ParsedJwks, JwksError> {
         return Err(JwksError::NoUsableKeys { dropped });
     }
     Ok(ParsedJwks {
-        keys: KeySet {
-            inner: Arc::new(KeySetInner {
-                keys,
-                by_kid,
-                without_kid,
-            }),
-        },
+        keys: KeySet::single(KeySetInner {
+            keys,
+            by_kid,
+            without_kid,
+        }),
         dropped,
     })
 }
@@ -813,3 +845,6 @@ pub(crate) mod testkit;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod merge_tests;

@@ -62,6 +62,8 @@ pub struct SourceTiming {
     pub refresh_ms: u64,
     /// Age after which a key set fetched from this source is no longer used (ms).
     pub max_stale_ms: u64,
+    /// HTTP calls one fetch makes in sequence, each with the timeout: 1, or 2 with discovery.
+    pub calls: u64,
 }
 
 /// What a root context should do on this tick.
@@ -112,7 +114,7 @@ pub fn tick(
     next.attempt_source = source;
     next.lease_owner = me;
     next.lease_until_ms = now_ms
-        .saturating_add(timing.timeout_ms)
+        .saturating_add(timing.timeout_ms.saturating_mul(timing.calls.max(1)))
         .saturating_add(LEASE_MARGIN_MS);
     if early && !scheduled {
         next.last_early_ms = now_ms;
@@ -237,6 +239,216 @@ pub fn decode_keys(bytes: &[u8], version: u64) -> Option<&[u8]> {
     (stored == version).then(|| rest.get(1..).unwrap_or_default())
 }
 
+/// Shared-data key of the record of one set of sources (by fingerprint).
+pub fn meta_key(fingerprint: &str) -> String {
+    format!("aml_auth.jwks.{fingerprint}.meta")
+}
+
+/// Shared-data key of the key set of one set of sources (by fingerprint).
+pub fn keys_key(fingerprint: &str) -> String {
+    format!("aml_auth.jwks.{fingerprint}.keys")
+}
+
+/// Shared-data key of the [`Registry`].
+pub const REGISTRY_KEY: &str = "aml_auth.jwks.registry";
+/// How often a configuration in use marks its fingerprint as seen.
+pub const REGISTRY_TOUCH_MS: u64 = 2_000;
+/// A fingerprint nobody marked for this long belongs to a superseded configuration (every live
+/// one marks its own every [`REGISTRY_TOUCH_MS`] from a 500 ms tick): its entries are dropped.
+pub const REGISTRY_EVICT_MS: u64 = 30_000;
+/// Most fingerprints tracked at once; beyond it the least recently seen are dropped first.
+pub const REGISTRY_MAX: usize = 32;
+
+/// The fingerprints whose entries live in shared data, with when each was last seen in use, so
+/// that the entries of superseded sources (after a reload with other sources) are dropped.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Registry {
+    /// (fingerprint, last seen in ms), one entry per fingerprint.
+    pub seen: Vec<(String, u64)>,
+}
+
+impl Registry {
+    /// Encodes for shared data: one `<fingerprint> <ms>` line per entry.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = String::new();
+        for (fp, t) in &self.seen {
+            out.push_str(fp);
+            out.push(' ');
+            out.push_str(&t.to_string());
+            out.push('\n');
+        }
+        out.into_bytes()
+    }
+
+    /// Decodes from shared data; unreadable lines are skipped.
+    pub fn decode(bytes: &[u8]) -> Registry {
+        let text = core::str::from_utf8(bytes).unwrap_or_default();
+        let mut registry = Registry::default();
+        for line in text.lines() {
+            if let Some((fp, t)) = line.split_once(' ') {
+                if let (false, Ok(t)) = (fp.is_empty(), t.parse()) {
+                    registry.set(fp, t);
+                }
+            }
+        }
+        registry
+    }
+
+    /// When `fingerprint` was last seen.
+    pub fn get(&self, fingerprint: &str) -> Option<u64> {
+        self.seen
+            .iter()
+            .find(|(fp, _)| fp == fingerprint)
+            .map(|(_, t)| *t)
+    }
+
+    fn set(&mut self, fingerprint: &str, t: u64) {
+        match self.seen.iter_mut().find(|(fp, _)| fp == fingerprint) {
+            Some(entry) => entry.1 = t,
+            None => self.seen.push((fingerprint.to_string(), t)),
+        }
+    }
+
+    fn remove(&mut self, fingerprint: &str) {
+        self.seen.retain(|(fp, _)| fp != fingerprint);
+    }
+}
+
+/// A registry to write and the fingerprints whose entries it drops.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegistryUpdate {
+    /// The registry to write (compare-and-swap).
+    pub registry: Registry,
+    /// Fingerprints whose meta and key set are to be emptied.
+    pub evicted: Vec<String>,
+}
+
+/// What the configuration with fingerprint `mine` writes on this tick: `None` when its mark is
+/// recent and nothing is due for eviction.
+pub fn touch_registry(registry: &Registry, mine: &str, now_ms: u64) -> Option<RegistryUpdate> {
+    let mine_recent = registry
+        .get(mine)
+        .is_some_and(|t| now_ms < t.saturating_add(REGISTRY_TOUCH_MS));
+    let lapsed = |t: u64| now_ms.saturating_sub(t) > REGISTRY_EVICT_MS;
+    let any_lapsed = registry.seen.iter().any(|(fp, t)| fp != mine && lapsed(*t));
+    if mine_recent && !any_lapsed && registry.seen.len() <= REGISTRY_MAX {
+        return None;
+    }
+    let mut next = registry.clone();
+    next.set(mine, now_ms);
+    let mut evicted: Vec<String> = next
+        .seen
+        .iter()
+        .filter(|(fp, t)| fp.as_str() != mine && lapsed(*t))
+        .map(|(fp, _)| fp.clone())
+        .collect();
+    for fp in &evicted {
+        next.remove(fp);
+    }
+    while next.seen.len() > REGISTRY_MAX {
+        let oldest = next
+            .seen
+            .iter()
+            .filter(|(fp, _)| fp.as_str() != mine)
+            .min_by_key(|(_, t)| *t)
+            .map(|(fp, _)| fp.clone());
+        let Some(oldest) = oldest else { break };
+        next.remove(&oldest);
+        evicted.push(oldest);
+    }
+    Some(RegistryUpdate {
+        registry: next,
+        evicted,
+    })
+}
+
+/// Largest JWKS body accepted; a larger one is a failed fetch.
+pub const MAX_JWKS_BYTES: usize = 256 * 1024;
+
+/// The host's status code for a call that failed after it started (`BrokenConnection`).
+pub const HOST_BROKEN_CONNECTION: u32 = 11;
+
+/// Why one fetch failed; each has a stable code, counted as `aml_auth.jwks.fetch_failure.<code>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FetchFailure {
+    /// The host refused to start the call (unknown cluster, bad headers).
+    DispatchFailed,
+    /// The call broke before the whole response arrived: connection refused or reset, closed
+    /// mid-body, a stall past the timeout once the response had started, or a body over Envoy's
+    /// buffer limit for a call (Envoy 1.40 reports all of these as `reset`).
+    Reset,
+    /// The call ended with no response and no reason from the host.
+    NoResponse,
+    /// 504: Envoy's own answer when the timeout passes before the response starts.
+    Timeout,
+    /// A status other than 200.
+    BadStatus,
+    /// A 200 whose body is over [`MAX_JWKS_BYTES`].
+    TooLarge,
+    /// A 200 whose body the host could not hand over.
+    BodyUnreadable,
+    /// A body that is not a usable JWKS.
+    Jwks(crate::jwks::JwksError),
+    /// The source's discovery document could not be fetched or was refused (its own reason is
+    /// counted under `aml_auth.jwks.discovery.fetch_failure.<reason>`).
+    Discovery,
+}
+
+impl FetchFailure {
+    /// Short stable code for logs and stats.
+    pub fn code(&self) -> &'static str {
+        match self {
+            FetchFailure::DispatchFailed => "dispatch_failed",
+            FetchFailure::Reset => "reset",
+            FetchFailure::NoResponse => "no_response",
+            FetchFailure::Timeout => "timeout",
+            FetchFailure::BadStatus => "bad_status",
+            FetchFailure::TooLarge => "too_large",
+            FetchFailure::BodyUnreadable => "body_unreadable",
+            FetchFailure::Jwks(e) => e.as_str(),
+            FetchFailure::Discovery => "discovery_failed",
+        }
+    }
+}
+
+/// What the host reported for a finished call, each host call's failure kept as `None`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CallHead<'a> {
+    /// The response's `:status`, when the host has a response header map.
+    pub status: Option<&'a [u8]>,
+    /// The callback's host status: code and message (`Ok` is 0).
+    pub host_status: Option<(u32, &'a [u8])>,
+    /// Body size the host announced.
+    pub body_size: usize,
+}
+
+/// Classifies a finished call before its body is read: `Ok` means read the body.
+pub fn classify_head(head: &CallHead<'_>) -> Result<(), FetchFailure> {
+    match head.status {
+        Some(b"200") if head.body_size > MAX_JWKS_BYTES => Err(FetchFailure::TooLarge),
+        Some(b"200") => Ok(()),
+        Some(b"504") => Err(FetchFailure::Timeout),
+        Some(_) => Err(FetchFailure::BadStatus),
+        None => Err(match head.host_status {
+            Some((HOST_BROKEN_CONNECTION, _)) => FetchFailure::Reset,
+            Some((_, message)) if contains(message, b"reset") => FetchFailure::Reset,
+            _ => FetchFailure::NoResponse,
+        }),
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle))
+}
+
+/// Classifies the body of a 200: the parsed key set, or why it is not one.
+pub fn classify_body(body: Option<&[u8]>) -> Result<crate::jwks::ParsedJwks, FetchFailure> {
+    let body = body.ok_or(FetchFailure::BodyUnreadable)?;
+    crate::jwks::parse_jwks(body).map_err(FetchFailure::Jwks)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,6 +462,7 @@ mod tests {
                 timeout_ms: 5_000,
                 refresh_ms: 600_000,
                 max_stale_ms: 86_400_000,
+                calls: 1,
             })
             .collect()
     }
@@ -272,6 +485,13 @@ mod tests {
         assert_eq!(tick(&leased, 7_999, B, true, &s), TickDecision::Idle);
         let (_, stolen) = take(tick(&leased, 8_000, B, false, &s));
         assert_eq!(stolen.lease_owner, B, "an expired lease is taken over");
+        let two_calls = [SourceTiming { calls: 2, ..s[0] }];
+        let (_, leased) = take(tick(&Meta::default(), 1_000, A, false, &two_calls));
+        assert_eq!(
+            leased.lease_until_ms,
+            1_000 + 2 * 5_000 + LEASE_MARGIN_MS,
+            "discovery and key set in one lease"
+        );
     }
 
     #[test]
@@ -382,6 +602,7 @@ mod tests {
             timeout_ms: 1_000,
             refresh_ms: 10_000,
             max_stale_ms: 30_000,
+            calls: 1,
         }];
         assert_eq!(freshness(&Meta::default(), 5, &s), Freshness::Never);
         let ok = succeeded(&Meta::default(), 1_000, 0, &s, 0.0);
@@ -400,5 +621,110 @@ mod tests {
         assert_eq!(decode_keys(&stored, 8), None);
         assert_eq!(decode_keys(b"nonsense", 7), None);
         assert_eq!(decode_keys(b"7\n", 7), Some(&b""[..]));
+    }
+
+    #[test]
+    fn call_outcomes_are_classified() {
+        let head = |status: Option<&'static [u8]>, host: Option<(u32, &'static [u8])>, size| {
+            classify_head(&CallHead {
+                status,
+                host_status: host,
+                body_size: size,
+            })
+        };
+        let table: Vec<(Result<(), FetchFailure>, Result<(), FetchFailure>)> = vec![
+            (head(Some(b"200"), Some((0, b"")), 10), Ok(())),
+            (head(Some(b"200"), None, MAX_JWKS_BYTES), Ok(())),
+            (
+                head(Some(b"200"), None, MAX_JWKS_BYTES + 1),
+                Err(FetchFailure::TooLarge),
+            ),
+            (head(Some(b"504"), None, 24), Err(FetchFailure::Timeout)),
+            (head(Some(b"503"), None, 0), Err(FetchFailure::BadStatus)),
+            (head(Some(b"2000"), None, 0), Err(FetchFailure::BadStatus)),
+            (head(Some(b"\xff"), None, 0), Err(FetchFailure::BadStatus)),
+            (
+                head(None, Some((11, b"reset")), 0),
+                Err(FetchFailure::Reset),
+            ),
+            (head(None, Some((11, b"")), 0), Err(FetchFailure::Reset)),
+            (
+                head(None, Some((10, b"connection reset")), 0),
+                Err(FetchFailure::Reset),
+            ),
+            (
+                head(None, Some((10, b"upstream RESET")), 0),
+                Err(FetchFailure::Reset),
+            ),
+            (head(None, Some((0, b"")), 0), Err(FetchFailure::NoResponse)),
+            (head(None, None, 0), Err(FetchFailure::NoResponse)),
+        ];
+        for (i, (got, want)) in table.into_iter().enumerate() {
+            assert_eq!(got, want, "row {i}");
+        }
+        assert_eq!(
+            classify_body(None).unwrap_err(),
+            FetchFailure::BodyUnreadable
+        );
+        assert_eq!(classify_body(Some(b"nope")).unwrap_err().code(), "not_json");
+        assert_eq!(
+            classify_body(Some(br#"{"keys":[{"kty":"oct","k":"AAAA"}]}"#))
+                .unwrap_err()
+                .code(),
+            "no_usable_keys"
+        );
+    }
+
+    #[test]
+    fn superseded_fingerprints_are_dropped() {
+        let t = 1_000_000;
+        let first = touch_registry(&Registry::default(), "a", t).unwrap();
+        assert!(first.evicted.is_empty());
+        assert_eq!(first.registry.get("a"), Some(t));
+        assert_eq!(touch_registry(&first.registry, "a", t + 1_999), None);
+        let marked = touch_registry(&first.registry, "a", t + 2_000).unwrap();
+        assert_eq!(marked.registry.get("a"), Some(t + 2_000));
+        let reloaded = touch_registry(&marked.registry, "b", t + 3_000).unwrap();
+        assert_eq!(reloaded.registry.seen.len(), 2);
+        assert!(reloaded.evicted.is_empty(), "a may still be in use");
+        let mut reg = reloaded.registry;
+        for now in (t + 5_000..=t + 32_000).step_by(2_000) {
+            if let Some(u) = touch_registry(&reg, "b", now) {
+                assert!(u.evicted.is_empty(), "{now}");
+                reg = u.registry;
+            }
+        }
+        let dropped = touch_registry(&reg, "b", t + 32_001).unwrap();
+        assert_eq!(dropped.evicted, vec!["a".to_string()]);
+        assert_eq!(dropped.registry.seen, vec![("b".to_string(), t + 32_001)]);
+        assert_eq!(
+            touch_registry(&dropped.registry, "a", t + 32_002)
+                .unwrap()
+                .registry
+                .seen
+                .len(),
+            2,
+            "a configuration coming back registers again"
+        );
+    }
+
+    #[test]
+    fn the_registry_is_bounded() {
+        let mut reg = Registry::default();
+        for i in 0..(REGISTRY_MAX as u64 + 5) {
+            if let Some(u) = touch_registry(&reg, &format!("fp{i}"), 1_000 + i) {
+                reg = u.registry;
+            }
+        }
+        assert_eq!(reg.seen.len(), REGISTRY_MAX);
+        assert!(reg.get(&format!("fp{}", REGISTRY_MAX + 4)).is_some());
+        assert!(
+            reg.get("fp0").is_none(),
+            "the least recently seen went first"
+        );
+        assert_eq!(Registry::decode(&reg.encode()), reg);
+        assert_eq!(Registry::decode(b"junk"), Registry::default());
+        assert_eq!(meta_key("f"), "aml_auth.jwks.f.meta");
+        assert_eq!(keys_key("f"), "aml_auth.jwks.f.keys");
     }
 }

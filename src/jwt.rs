@@ -508,5 +508,87 @@ pub fn verify(
     })
 }
 
+/// One check [`verify`] makes, in the order [`trace`] reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// Length, three strict base64url parts, header and payload JSON objects.
+    Structure,
+    /// `alg`, `crit`, `cty`, `kid`, and a key in the set for them.
+    Header,
+    /// `iss`.
+    Issuer,
+    /// `exp`, `nbf`, `iat` and the lifetime.
+    Time,
+    /// `aud`.
+    Audience,
+    /// The signature, against the header's candidate keys.
+    Signature,
+}
+
+impl Check {
+    /// Lowercase name for reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Check::Structure => "structure",
+            Check::Header => "header",
+            Check::Issuer => "issuer",
+            Check::Time => "time",
+            Check::Audience => "audience",
+            Check::Signature => "signature",
+        }
+    }
+}
+
+/// Runs each check of [`verify`] on its own, with the same code, for a check-by-check report
+/// (`aml-auth token check`). A check is `None` when one it depends on failed: nothing runs after a
+/// broken structure, and the signature needs the header's keys. Grants nothing: the verdict is
+/// [`verify`]'s, which stops at the first failure (an audience that is not allowed only after
+/// the signature).
+pub fn trace(
+    token: &str,
+    keys: &KeySet,
+    policy: &TokenPolicy,
+    now_unix_seconds: i64,
+) -> Vec<(Check, Option<Result<(), TokenError>>)> {
+    let parsed = split_token(token, false).and_then(|parts| {
+        json_object(&parts.payload, TokenError::MalformedPayload).map(|claims| (parts, claims))
+    });
+    let (parts, claims) = match parsed {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            let mut out = vec![(Check::Structure, Some(Err(e)))];
+            out.extend(
+                [
+                    Check::Header,
+                    Check::Issuer,
+                    Check::Time,
+                    Check::Audience,
+                    Check::Signature,
+                ]
+                .map(|c| (c, None)),
+            );
+            return out;
+        }
+    };
+    let candidates =
+        check_header(&parts.header).and_then(|h| candidate_keys(&h, keys).map(|c| (h.alg, c)));
+    let signature = candidates.as_ref().ok().map(|(alg, keys)| {
+        any_key_verifies(keys, *alg, &parts)
+            .map(|_| ())
+            .ok_or(TokenError::InvalidSignature)
+    });
+    vec![
+        (Check::Structure, Some(Ok(()))),
+        (Check::Header, Some(candidates.map(|_| ()))),
+        (Check::Issuer, Some(check_issuer(&claims, policy))),
+        (
+            Check::Time,
+            Some(check_time(&claims, policy, now_unix_seconds).map(|_| ())),
+        ),
+        (Check::Audience, Some(check_audience(&claims, policy))),
+        (Check::Signature, signature),
+    ]
+}
+
 #[cfg(test)]
 mod tests;

@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod credential;
+pub mod discovery;
 pub mod jwks;
 pub mod jwks_cache;
 pub mod jwt;

@@ -44,10 +44,36 @@ pub struct Allowed {
 pub enum Keys<'a> {
     /// A usable key set.
     Ready(&'a KeySet),
+    /// Only the local keys: the remote set is missing (`remote` says how). A token whose key is
+    /// not among them cannot be judged: 503 as for the remote state, never 401 `unknown_kid`.
+    Partial {
+        /// The local keys (`local_jwks`).
+        local: &'a KeySet,
+        /// Why the remote set is not usable.
+        remote: Unavailable,
+    },
     /// No key set was ever obtained.
     NotYet,
     /// The last key set is older than `max_stale_seconds`.
     Stale,
+}
+
+/// Why the remote key set cannot be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unavailable {
+    /// Never fetched (for these sources).
+    NotYet,
+    /// Older than `max_stale_seconds`.
+    Stale,
+}
+
+impl Unavailable {
+    fn denial(self) -> Denial {
+        match self {
+            Unavailable::NotYet => Denial::KeysUnavailable,
+            Unavailable::Stale => Denial::KeysStale,
+        }
+    }
 }
 
 /// Inputs of a token decision besides the headers.
@@ -99,16 +125,21 @@ fn judge_token(
     credential: &Credential<'_>,
     inputs: TokenInputs<'_>,
 ) -> Result<Allowed, Denial> {
-    let keys = match inputs.keys {
-        Keys::Ready(keys) => keys,
+    let (keys, missing) = match inputs.keys {
+        Keys::Ready(keys) => (keys, None),
+        Keys::Partial { local, remote } => (local, Some(remote.denial())),
         Keys::NotYet => return Err(Denial::KeysUnavailable),
         Keys::Stale => return Err(Denial::KeysStale),
+    };
+    let refused = |e: TokenError| match (e, missing) {
+        (TokenError::UnknownKid | TokenError::KeyAlgorithmMismatch, Some(denial)) => denial,
+        (e, _) => Denial::Token(e),
     };
     let token = core::str::from_utf8(credential.as_bytes())
         .map_err(|_| Denial::Token(TokenError::Malformed))?;
     let (verified, cache_hit) = match inputs.cache {
         None => (
-            Rc::new(jwt::verify(token, keys, &service.policy, inputs.now).map_err(Denial::Token)?),
+            Rc::new(jwt::verify(token, keys, &service.policy, inputs.now).map_err(refused)?),
             None,
         ),
         Some(cache) => match cache.get(token, inputs.now) {
@@ -119,7 +150,7 @@ fn judge_token(
             }
             None => {
                 let verified = Rc::new(
-                    jwt::verify(token, keys, &service.policy, inputs.now).map_err(Denial::Token)?,
+                    jwt::verify(token, keys, &service.policy, inputs.now).map_err(refused)?,
                 );
                 cache.insert(token, Rc::clone(&verified));
                 (verified, Some(false))
@@ -369,5 +400,87 @@ mod tests {
         );
         cache.use_key_set(2);
         assert_eq!(allowed_b(NOW + 2).cache_hit, Some(false));
+    }
+
+    /// With only the local keys usable, a token whose key is not among them cannot be judged:
+    /// 503 for the remote state (never fetched, or stale), while a local key still decides.
+    #[test]
+    fn local_keys_alone_judge_only_their_own_tokens() {
+        use crate::jwks::testkit::{ed_jwk, mint};
+        use serde_json::json;
+
+        const ISS: &str = "https://login.example.com/tenant/v2.0";
+        const NOW: i64 = 1_700_000_000;
+        let p = policy(
+            &json!({"auth_enabled": false, "token_auth_enabled": true,
+                    "token": {"issuer": ISS, "local_jwks": {"keys": [ed_jwk(Some("ed"), None)]},
+                              "remote_jwks": {"cluster": "c", "uri": "https://h/keys"}}})
+            .to_string(),
+        );
+        let local = crate::jwks::parse_jwks(
+            &serde_json::to_vec(&json!({"keys": [ed_jwk(Some("ed"), None)]})).unwrap(),
+        )
+        .unwrap()
+        .keys;
+        let claims = json!({"iss": ISS, "sub": "s", "iat": NOW, "exp": NOW + 60});
+        let good_local = mint(&json!({"alg": "EdDSA", "kid": "ed"}), &claims);
+        let remote_kid = mint(&json!({"alg": "RS256", "kid": "rsa"}), &claims);
+        let kidless_other_alg = mint(&json!({"alg": "ES256"}), &claims);
+        let sig_at = good_local.rfind('.').unwrap() + 10;
+        let flipped = if &good_local[sig_at..=sig_at] == "A" {
+            "B"
+        } else {
+            "A"
+        };
+        let forged_local = format!(
+            "{}{flipped}{}",
+            &good_local[..sig_at],
+            &good_local[sig_at + 1..]
+        );
+        let wrong_issuer = mint(
+            &json!({"alg": "EdDSA", "kid": "ed"}),
+            &json!({"iss": "other", "sub": "s", "iat": NOW, "exp": NOW + 60}),
+        );
+        for (remote, unavailable) in [
+            (Unavailable::NotYet, Denial::KeysUnavailable),
+            (Unavailable::Stale, Denial::KeysStale),
+        ] {
+            let judge = |token: &str| {
+                let header = format!("Bearer {token}");
+                let verdict = decide(
+                    &p,
+                    [("authorization", header.as_bytes())],
+                    TokenInputs {
+                        now: NOW,
+                        keys: Keys::Partial {
+                            local: &local,
+                            remote,
+                        },
+                        cache: None,
+                    },
+                );
+                match verdict {
+                    Verdict::Allow(_) => None,
+                    Verdict::Deny(d) => Some(d),
+                    Verdict::PassThrough => panic!("pass-through in token mode"),
+                }
+            };
+            let table: [(&str, Option<Denial>); 5] = [
+                (&good_local, None),
+                (&remote_kid, Some(unavailable)),
+                (&kidless_other_alg, Some(unavailable)),
+                (
+                    &forged_local,
+                    Some(Denial::Token(TokenError::InvalidSignature)),
+                ),
+                (
+                    &wrong_issuer,
+                    Some(Denial::Token(TokenError::IssuerMismatch)),
+                ),
+            ];
+            for (i, (token, want)) in table.iter().enumerate() {
+                assert_eq!(judge(token), *want, "{remote:?} row {i}");
+            }
+        }
     }
 }

@@ -160,16 +160,17 @@ pub fn not_configured() -> LocalReply {
     }
 }
 
-/// The 500 a request gets when the host refused to edit its headers after the credential was
-/// accepted: it is not forwarded with headers the filter meant to remove.
-pub fn header_edit_failed() -> LocalReply {
+/// The 503 a request gets when the host could not read or edit its headers: it is never
+/// forwarded.
+pub fn host_error() -> LocalReply {
     LocalReply {
-        status: 500,
+        status: 503,
         headers: vec![
+            ("retry-after", RETRY_AFTER_SECONDS.to_string()),
             ("content-type", "application/json".to_string()),
             ("cache-control", "no-store".to_string()),
         ],
-        body: r#"{"error":"internal_error","reason":"header_edit_failed"}"#.to_string(),
+        body: r#"{"error":"temporarily_unavailable","reason":"host_error"}"#.to_string(),
     }
 }
 

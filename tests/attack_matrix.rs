@@ -165,6 +165,7 @@ fn key_mode_matrix() {
         &json!({"primary_key": PRIMARY, "secondary_key": SECONDARY}),
         &upstream,
     ));
+    let vm_created = envoy.vm_created();
     run_tables(
         &envoy,
         &upstream,
@@ -176,6 +177,7 @@ fn key_mode_matrix() {
         !log.contains(PRIMARY) && !log.contains(SECONDARY),
         "a key leaked into the log"
     );
+    envoy.assert_no_vm_restart(vm_created);
 }
 
 #[test]
@@ -189,6 +191,7 @@ fn token_mode_matrix() {
         &upstream,
         &[("jwks", &server)],
     ));
+    let vm_created = envoy.vm_created();
     wait_for_keys(&envoy, 1);
     let attacker_url = format!("http://{}", attacker.addr);
     run_tables(
@@ -212,6 +215,7 @@ fn token_mode_matrix() {
         0,
         "jku/x5u/jwk/x5c made the filter contact the attacker's server"
     );
+    envoy.assert_no_vm_restart(vm_created);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -407,6 +411,7 @@ fn jwks_matrix() {
         &upstream,
         &[("jwks", &server)],
     ));
+    let vm_created = envoy.vm_created();
     wait_for_keys(&envoy, 1);
     let valid = bearer(&kit.valid());
     let mut failures = Vec::new();
@@ -548,6 +553,7 @@ fn jwks_matrix() {
         failures.join("\n"),
         envoy.log_tail(20)
     );
+    envoy.assert_no_vm_restart(vm_created);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -624,6 +630,7 @@ fn fault_matrix() {
             cluster("flaky", flaky.addr),
         ],
     ));
+    let vm_created = envoy.vm_created();
     let mut failures = Vec::new();
     let healthy = |failures: &mut Vec<String>, fault: &str| {
         let resp = get_bearer(envoy.main(), "/score", PRIMARY);
@@ -648,12 +655,12 @@ fn fault_matrix() {
     healthy(&mut failures, "faults: JWKS cluster unknown");
 
     // The endpoint hangs past timeout_seconds: the fetch times out; tokens get 503; then it recovers.
-    // Envoy ends the timed-out call with its own 504, so the failure is counted as bad_status;
+    // Envoy ends the timed-out call with its own 504, so the failure is counted as timeout;
     // the log line names this listener's VM.
     if !wait_until(DEADLINE, || {
         envoy
             .log()
-            .contains("aml_auth_hang: aml-auth-filter: JWKS fetch from source 0 failed: bad_status")
+            .contains("aml_auth_hang: aml-auth-filter: JWKS fetch from source 0 failed: timeout")
     }) {
         failures.push("faults: JWKS endpoint hanging: the failed fetch was never logged".into());
     }
@@ -714,6 +721,7 @@ fn fault_matrix() {
         failures.join("\n"),
         envoy.log_tail(30)
     );
+    envoy.assert_no_vm_restart(vm_created);
 }
 
 /// The README's security table lists every row of the matrix (so the table and the tests cannot drift).

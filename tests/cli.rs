@@ -90,11 +90,13 @@ fn read(path: &Path) -> String {
     fs::read_to_string(path).unwrap()
 }
 
-/// The files in `dir`, to show no temporary file is left behind.
+/// The files in `dir`, to show no temporary file is left behind (`keys regen`'s lock files,
+/// `.NAME.aml-auth-lock`, stay by design).
 fn listing(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.ends_with(".aml-auth-lock"))
         .collect();
     names.sort();
     names
@@ -480,19 +482,25 @@ fn regen_rewrites_the_envoy_ecds_file() {
 }
 
 #[test]
-fn regen_refuses_an_ecds_file_without_the_wasm_filter_and_touches_neither_file() {
+fn regen_refuses_an_ecds_file_that_is_not_this_filters_alone_and_touches_neither_file() {
     let dir = scratch_dir("cli-ecds-refuse");
     let text = CONFIG.replace("naïve-free", "plain");
     let config = write(&dir, "config.json", &text);
     let mut not_wasm = ecds_doc(&text, Some("3"));
     not_wasm["resources"][0]["typed_config"] =
         json!({"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"});
+    let mut two = ecds_doc(&text, Some("3"));
+    let copy = two["resources"][0].clone();
+    two["resources"].as_array_mut().unwrap().push(copy);
+    let foreign = ecds_doc("{\"rate_limit\": {\"rps\": 5}}", Some("3"));
     let cases = [
         (
             not_wasm.to_string(),
             "no resource whose typed_config is the Wasm filter",
         ),
         ("{\"resources\": ".to_string(), "not valid JSON"),
+        (two.to_string(), "has 2 resources"),
+        (foreign.to_string(), "is not aml-auth-filter's"),
     ];
     for (ecds_text, fragment) in cases {
         let ecds = write(&dir, "ecds.json", &ecds_text);
@@ -566,13 +574,7 @@ fn keys_list_shows_modes_and_storage_but_never_keys() {
                 "primary=inherited",
                 "secondary=env:AML_TEST_SECONDARY"
             ],
-            vec![
-                "fraud",
-                "/fraud/",
-                "token",
-                "primary=inherited",
-                "secondary=inherited"
-            ],
+            vec!["fraud", "/fraud/", "token", "primary=n/a", "secondary=n/a"],
             vec![
                 "vip",
                 "/vip/",
@@ -580,13 +582,7 @@ fn keys_list_shows_modes_and_storage_but_never_keys() {
                 "primary=plaintext",
                 "secondary=inherited"
             ],
-            vec![
-                "open",
-                "/open/",
-                "none",
-                "primary=inherited",
-                "secondary=inherited"
-            ],
+            vec!["open", "/open/", "none", "primary=n/a", "secondary=n/a"],
         ]
     );
     for secret in [
@@ -696,7 +692,7 @@ fn token_issue_rs256_and_es256_verify_with_the_filters_own_verifier() {
             .as_array()
             .unwrap()
             .iter()
-            .find(|k| k["alg"] == alg)
+            .find(|k| k["kty"] == if alg == "RS256" { "RSA" } else { "EC" })
             .unwrap()["kid"]
             .clone();
         assert_eq!(
@@ -838,6 +834,18 @@ fn token_issue_and_jwks_refusals() {
             "not a PKCS#8 PEM private key",
         ),
         (
+            base(&data("rsa-a-pkcs1.pem")),
+            &[],
+            1,
+            "this is a PKCS#1 key: convert it to PKCS#8 with `openssl pkcs8 -topk8 -nocrypt -in",
+        ),
+        (
+            base(&data("p256-a-sec1.pem")),
+            &[],
+            1,
+            "this is a SEC1 key: convert it to PKCS#8 with `openssl pkcs8 -topk8 -nocrypt -in",
+        ),
+        (
             base(&rsa),
             &["--claim", "iss=evil"],
             2,
@@ -911,8 +919,8 @@ fn token_issue_and_jwks_refusals() {
 fn jwks_publishes_each_key_with_thumbprint_kid_use_and_alg() {
     let set = jwks_of(&["rsa-a.pem", "rsa-b.pem", "p256-a.pem", "ed25519-a.pem"]);
     let keys = set["keys"].as_array().unwrap();
-    let algs: Vec<&str> = keys.iter().map(|k| k["alg"].as_str().unwrap()).collect();
-    assert_eq!(algs, ["RS256", "RS256", "ES256", "EdDSA"]);
+    let algs: Vec<Option<&str>> = keys.iter().map(|k| k["alg"].as_str()).collect();
+    assert_eq!(algs, [None, None, Some("ES256"), Some("EdDSA")]);
     for (jwk, pem) in keys
         .iter()
         .zip(["rsa-a.pem", "rsa-b.pem", "p256-a.pem", "ed25519-a.pem"])
@@ -927,6 +935,52 @@ fn jwks_publishes_each_key_with_thumbprint_kid_use_and_alg() {
         parse_jwks(set.to_string().as_bytes()).unwrap().keys.len(),
         4
     );
+}
+
+/// Every algorithm `token issue` offers verifies against the JWKS `jwks` publishes for the same
+/// keys (issue 11: PS256/RS384/RS512 tokens were refused with key_alg_mismatch).
+#[test]
+fn jwks_admits_every_algorithm_token_issue_signs_with() {
+    let set = jwks_of(&["rsa-a.pem", "p256-a.pem", "ed25519-a.pem"]);
+    let keys = parse_jwks(set.to_string().as_bytes()).unwrap().keys;
+    let policy = TokenPolicy {
+        issuer: "i".into(),
+        audiences: Some(vec!["a".into()]),
+        clock_skew_seconds: 60,
+        max_lifetime_seconds: None,
+        require_expiration: true,
+    };
+    let cases = [
+        ("rsa-a.pem", "RS256"),
+        ("rsa-a.pem", "RS384"),
+        ("rsa-a.pem", "RS512"),
+        ("rsa-a.pem", "PS256"),
+        ("rsa-a.pem", "PS384"),
+        ("rsa-a.pem", "PS512"),
+        ("p256-a.pem", "ES256"),
+        ("ed25519-a.pem", "EdDSA"),
+    ];
+    for (pem, alg) in cases {
+        let out = cli(&[
+            "token",
+            "issue",
+            "--signing-key",
+            &data(pem),
+            "--issuer",
+            "i",
+            "--audience",
+            "a",
+            "--ttl",
+            "60",
+            "--alg",
+            alg,
+        ]);
+        assert_ok(&out);
+        let token = stdout(&out).lines().next().unwrap().to_string();
+        let verified = verify(&token, &keys, &policy, unix_now())
+            .unwrap_or_else(|e| panic!("{alg} token refused by the published JWKS: {e}"));
+        assert_eq!(verified.alg().as_str(), alg);
+    }
 }
 
 #[test]
@@ -957,7 +1011,7 @@ fn every_command_has_help_on_stdout() {
             "usage: aml-auth keys regen",
         ),
         (&["keys", "list", "--help"], "usage: aml-auth keys list"),
-        (&["token", "--help"], "usage: aml-auth token issue"),
+        (&["token", "--help"], "usage: aml-auth token <issue|check>"),
         (&["token", "issue", "-h"], "usage: aml-auth token issue"),
         (&["jwks", "--help"], "usage: aml-auth jwks"),
     ];
@@ -994,4 +1048,233 @@ fn usage_errors_exit_2_with_a_hint() {
         assert_refused(&out, 2, fragment);
         assert!(stderr(&out).contains("--help` for usage"), "{args:?}");
     }
+}
+
+/// Runs the binary with stdout (and stderr, when `both`) a pipe whose reader is already gone,
+/// as `aml-auth ... | head -1` leaves it once head has read its line.
+fn cli_into_closed_pipe(args: &[&str], both: bool) -> Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_aml-auth"));
+    cmd.args(args).stdout(writer.try_clone().unwrap());
+    if both {
+        cmd.stderr(writer);
+    } else {
+        cmd.stderr(std::process::Stdio::piped());
+    }
+    cmd.output().unwrap()
+}
+
+/// Issue 11: `token issue | head -1` exited 101 (`failed printing to stdout: Broken pipe`),
+/// breaking scripts under `set -o pipefail`. Every printing command now ends quietly with its
+/// own status when its reader has gone; a new key that could not be printed is a failure.
+#[test]
+fn a_closed_stdout_ends_every_command_quietly() {
+    let dir = scratch_dir("cli-epipe");
+    let cfg = write(
+        &dir,
+        "c.json",
+        r#"{"primary_key":"k1","secondary_key":"k2"}"#,
+    );
+    let cfg = cfg.to_str().unwrap();
+    let rsa = data("rsa-a.pem");
+    let issue = [
+        "token",
+        "issue",
+        "--signing-key",
+        &rsa,
+        "--issuer",
+        "i",
+        "--audience",
+        "a",
+        "--ttl",
+        "60",
+    ];
+    let cases: &[(&[&str], i32)] = &[
+        (&issue, 0),
+        (&["jwks", "--signing-key", &rsa], 0),
+        (&["keys", "generate"], 0),
+        (&["keys", "list", "--config", cfg], 0),
+        (&["--help"], 0),
+        (&["token", "issue", "--help"], 0),
+        (&["keys", "list", "--config", "/nonexistent"], 1),
+        (&["bogus"], 2),
+        (&["token", "check", "--config", cfg, "a.b.c"], 1),
+        (&["token", "check", "--help"], 0),
+    ];
+    for (args, code) in cases {
+        for both in [false, true] {
+            let out = cli_into_closed_pipe(args, both);
+            assert_eq!(
+                out.status.code(),
+                Some(*code),
+                "{args:?} (stderr closed too: {both}): {}",
+                stderr(&out)
+            );
+            if !both {
+                assert!(
+                    !stderr(&out).contains("panicked") && !stderr(&out).contains("Broken pipe"),
+                    "{args:?}: {}",
+                    stderr(&out)
+                );
+            }
+        }
+    }
+    let before = read(Path::new(cfg));
+    let out = cli_into_closed_pipe(&["keys", "regen", "primary", "--config", cfg], false);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot write to stdout"),
+        "{}",
+        stderr(&out)
+    );
+    assert_ne!(
+        read(Path::new(cfg)),
+        before,
+        "the file was written before printing"
+    );
+}
+
+fn regen_with_ecds(slot: &str, config: &Path, ecds: &Path) -> Output {
+    cli(&[
+        "keys",
+        "regen",
+        slot,
+        "--config",
+        config.to_str().unwrap(),
+        "--envoy-ecds",
+        ecds.to_str().unwrap(),
+    ])
+}
+
+/// The plugin configuration an ECDS file holds.
+fn ecds_config(ecds: &Path) -> String {
+    let doc: Value = serde_json::from_str(&read(ecds)).unwrap();
+    doc["resources"][0]["typed_config"]["config"]["configuration"]["value"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Issue 10 item 10: primary and secondary regenerated at the same moment lost updates (a
+/// printed key in neither file, the two files disagreeing). The lock beside the configuration
+/// serialises them: every round, both keys printed are the ones both files hold.
+#[test]
+fn concurrent_regens_serialise_and_every_printed_key_is_in_both_files() {
+    let dir = scratch_dir("cli-regen-concurrent");
+    let text = "{\n  \"primary_key\": \"p0\",\n  \"secondary_key\": \"s0\"\n}\n";
+    let config = write(&dir, "config.json", text);
+    let ecds = write(
+        &dir,
+        "ecds.json",
+        &serde_json::to_string_pretty(&ecds_doc(text, Some("1"))).unwrap(),
+    );
+    for round in 0..25 {
+        let (primary, secondary) = std::thread::scope(|scope| {
+            let p = scope.spawn(|| regen_with_ecds("primary", &config, &ecds));
+            let s = scope.spawn(|| regen_with_ecds("secondary", &config, &ecds));
+            (p.join().unwrap(), s.join().unwrap())
+        });
+        assert_ok(&primary);
+        assert_ok(&secondary);
+        let (primary, secondary) = (last_line(&primary), last_line(&secondary));
+        let on_disk = read(&config);
+        assert_eq!(
+            ecds_config(&ecds),
+            on_disk,
+            "round {round}: the files disagree"
+        );
+        let cfg = parse_config(&on_disk);
+        assert_eq!(
+            slot_of(&cfg, None, &primary),
+            Some(KeySlot::Primary),
+            "round {round}: the printed primary key is not in the files"
+        );
+        assert_eq!(
+            slot_of(&cfg, None, &secondary),
+            Some(KeySlot::Secondary),
+            "round {round}: the printed secondary key is not in the files"
+        );
+    }
+    assert_eq!(listing(&dir), ["config.json", "ecds.json"]);
+}
+
+/// Issue 10 item 11: run as root on files owned by the Envoy user, regen replaced them
+/// root:root with its own mode, and Envoy could no longer read them. Owner, group and mode are
+/// kept (these tests run as root: the files are given to uid/gid 65534).
+#[test]
+fn regen_keeps_owner_group_and_mode_of_both_files() {
+    use std::os::unix::fs::MetadataExt as _;
+    let dir = scratch_dir("cli-regen-owner");
+    let text = "{\"primary_key\": \"p0\", \"secondary_key\": \"s0\"}\n";
+    let config = write(&dir, "config.json", text);
+    let ecds = write(
+        &dir,
+        "ecds.json",
+        &serde_json::to_string(&ecds_doc(text, None)).unwrap(),
+    );
+    for (path, mode) in [(&config, 0o640), (&ecds, 0o604)] {
+        std::os::unix::fs::chown(path, Some(65534), Some(65534)).unwrap();
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let out = regen_with_ecds("primary", &config, &ecds);
+    assert_ok(&out);
+    let key = last_line(&out);
+    assert_eq!(
+        slot_of(&parse_config(&read(&config)), None, &key),
+        Some(KeySlot::Primary)
+    );
+    assert_eq!(ecds_config(&ecds), read(&config));
+    for (path, mode) in [(&config, 0o640), (&ecds, 0o604)] {
+        let meta = fs::metadata(path).unwrap();
+        assert_eq!(
+            (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+            (65534, 65534, mode),
+            "{}",
+            path.display()
+        );
+    }
+}
+
+/// Issue 10 item 12: a read-only (0444) file was silently replaced. It is refused, and neither
+/// file changes.
+#[test]
+fn regen_refuses_read_only_files() {
+    let dir = scratch_dir("cli-regen-readonly");
+    let text = "{\"primary_key\": \"p0\", \"secondary_key\": \"s0\"}\n";
+    let ecds_text = serde_json::to_string(&ecds_doc(text, None)).unwrap();
+    for read_only in ["config.json", "ecds.json"] {
+        let config = write(&dir, "config.json", text);
+        let ecds = write(&dir, "ecds.json", &ecds_text);
+        let target = dir.join(read_only);
+        fs::set_permissions(&target, fs::Permissions::from_mode(0o444)).unwrap();
+        let out = regen_with_ecds("secondary", &config, &ecds);
+        assert_refused(&out, 1, "is not writable (mode 0444)");
+        assert!(stderr(&out).contains(read_only), "{}", stderr(&out));
+        assert_eq!(read(&config), text);
+        assert_eq!(read(&ecds), ecds_text);
+        assert_eq!(
+            fs::metadata(&target).unwrap().permissions().mode() & 0o7777,
+            0o444
+        );
+        fs::set_permissions(&target, fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(listing(&dir), ["config.json", "ecds.json"]);
+    }
+}
+
+/// Issue 11: an ECDS file given as --config was blamed on "the edited configuration"; the
+/// refusal now says which file goes where.
+#[test]
+fn an_ecds_file_as_config_is_refused_with_a_hint() {
+    let dir = scratch_dir("cli-ecds-as-config");
+    let text = "{\"primary_key\": \"p0\"}";
+    let ecds_text = serde_json::to_string_pretty(&ecds_doc(text, Some("4"))).unwrap();
+    let ecds = write(&dir, "ecds.json", &ecds_text);
+    let path = ecds.to_str().unwrap();
+    let out = cli(&["keys", "regen", "primary", "--config", path]);
+    assert_refused(&out, 1, "this is an Envoy ECDS file");
+    assert!(stderr(&out).contains("--envoy-ecds"), "{}", stderr(&out));
+    assert_eq!(read(&ecds), ecds_text);
+    let out = cli(&["keys", "list", "--config", path]);
+    assert_refused(&out, 1, "--envoy-ecds");
 }

@@ -69,3 +69,63 @@ fn regen_through_ecds_applies_live() {
     );
     assert_eq!(status("kept-secondary"), 200);
 }
+
+/// Issue 11: `envoy --mode validate` does not load ECDS, so the shipped ECDS-based
+/// `envoy/envoy.yaml` passed with any plugin configuration. `./build.sh validate` also validates
+/// its inline twin (the ECDS resource inlined); a broken plugin configuration must fail it.
+#[test]
+fn build_sh_validate_really_loads_the_plugin_configuration() {
+    let validate = |extra: Option<&std::path::Path>| {
+        let mut cmd = Command::new("bash");
+        cmd.arg(repo_root().join("build.sh")).arg("validate");
+        if let Some(path) = extra {
+            cmd.arg(path);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, log) = validate(None);
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        log.contains("envoy/envoy.yaml (inline twin: aml_auth from ecds/aml_auth.json): OK"),
+        "{log}"
+    );
+    let dir = scratch_dir("cli-validate-twin");
+    let shipped = fs::read_to_string(repo_root().join("envoy/plugin-config.json")).unwrap();
+    let cases = [
+        (
+            "typo",
+            shipped.replacen("\"auth_enabled\"", "\"auth_enabeld\"", 1),
+            "auth_enabeld",
+        ),
+        (
+            "both-modes",
+            shipped.replacen(
+                "\"auth_enabled\": true",
+                "\"auth_enabled\": true, \"token_auth_enabled\": true",
+                1,
+            ),
+            "token_auth_enabled",
+        ),
+        (
+            "garbage",
+            "garbage{".to_string(),
+            "invalid plugin configuration",
+        ),
+    ];
+    for (name, text, fragment) in cases {
+        assert_ne!(text, shipped, "{name}: the edit did not apply");
+        let path = dir.join(format!("{name}.json"));
+        fs::write(&path, &text).unwrap();
+        let (code, log) = validate(Some(&path));
+        assert_eq!(code, Some(1), "{name}: {log}");
+        assert!(
+            log.contains("(inline twin: aml_auth from ecds/aml_auth.json): FAILED"),
+            "{name}: {log}"
+        );
+        assert!(log.contains(fragment), "{name}: {log}");
+    }
+}

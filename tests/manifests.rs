@@ -1,9 +1,13 @@
 //! The Istio manifests in `envoy/istio/`, checked without a cluster.
 //!
-//! - Every document of every `*.yaml` there is parsed (multi-document YAML) and matched by
-//!   apiVersion and kind to its CustomResourceDefinition in `../shared/k8s/istio-crds.yaml` (part
-//!   of the test data contract: the tests fail if it is missing), then validated against that
-//!   CRD version's `openAPIV3Schema` with a JSON Schema validator.
+//! - Every document of every `*.yaml` there is read as kubectl reads it: YAML 1.1, where a plain
+//!   `0000`, `on`, `yes`, `0777` or `1:30` is a number or a boolean, not a string. The resolution
+//!   is PyYAML's safe loader plus go-yaml v2's `y`/`n` booleans (a python3 with PyYAML:
+//!   `AML_PYTHON`, else `python3`, else `.venv/bin/python3`; `./build.sh test` provides one;
+//!   none fails the tests). Each document is
+//!   matched by apiVersion and kind to its CustomResourceDefinition in
+//!   `tests/data/k8s/istio-crds.yaml` (a missing file fails the tests), then validated against
+//!   that CRD version's `openAPIV3Schema` with a JSON Schema validator.
 //! - The schema is made strict before use. The API server prunes unknown fields from structural
 //!   schemas instead of refusing them, so a misspelt field would silently vanish; here every
 //!   object schema that has `properties` and no `x-kubernetes-preserve-unknown-fields` gets
@@ -36,10 +40,9 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use common::*;
-use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-const CRD_FILE: &str = "../shared/k8s/istio-crds.yaml";
+const CRD_FILE: &str = "tests/data/k8s/istio-crds.yaml";
 const MANIFEST_DIR: &str = "envoy/istio";
 
 // ---------------------------------------------------------------------------------------------
@@ -78,16 +81,74 @@ impl Doc {
     }
 }
 
+/// A python3 that has PyYAML.
+fn python_with_yaml() -> &'static PathBuf {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON.get_or_init(|| {
+        let candidates: Vec<PathBuf> = std::env::var_os("AML_PYTHON")
+            .map(PathBuf::from)
+            .into_iter()
+            .chain([
+                PathBuf::from("python3"),
+                repo_root().join(".venv/bin/python3"),
+            ])
+            .collect();
+        candidates
+            .iter()
+            .find(|py| {
+                std::process::Command::new(py)
+                    .args(["-c", "import yaml"])
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+            })
+            .cloned()
+            .unwrap_or_else(|| {
+                panic!(
+                    "no python3 with PyYAML among {candidates:?}: the manifests are read as kubectl \
+                     reads them (YAML 1.1) through PyYAML; run ./build.sh test, which installs it, \
+                     or set AML_PYTHON"
+                )
+            })
+    })
+}
+
+/// The documents of a YAML stream resolved as YAML 1.1 the way kubectl (go-yaml v2) does, as
+/// JSON; empty documents dropped. PyYAML's safe loader, plus `y`/`Y`/`n`/`N` as booleans, which
+/// go-yaml v2 reads so and PyYAML does not.
 fn yaml_documents(text: &str, what: &str) -> Vec<Value> {
-    serde_yaml::Deserializer::from_str(text)
-        .map(|d| {
-            let yaml = serde_yaml::Value::deserialize(d)
-                .unwrap_or_else(|e| panic!("{what}: not valid YAML: {e}"));
-            serde_json::to_value(yaml)
-                .unwrap_or_else(|e| panic!("{what}: not representable as JSON: {e}"))
-        })
-        .filter(|v| !v.is_null())
-        .collect()
+    use std::io::Write as _;
+    const LOAD: &str = r#"
+import json, re, sys, yaml
+class Kubectl(yaml.SafeLoader):
+    bool_values = dict(yaml.SafeLoader.bool_values, y=True, n=False)
+Kubectl.yaml_implicit_resolvers = {k: list(v) for k, v in Kubectl.yaml_implicit_resolvers.items()}
+Kubectl.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:y|Y|n|N)$"), list("yYnN"))
+docs = [d for d in yaml.load_all(sys.stdin, Loader=Kubectl) if d is not None]
+json.dump(docs, sys.stdout, default=str, allow_nan=False)
+"#;
+    let mut child = std::process::Command::new(python_with_yaml())
+        .args(["-c", LOAD])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{what}: not valid YAML: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    match serde_json::from_slice(&out.stdout) {
+        Ok(Value::Array(docs)) => docs,
+        other => panic!("{what}: PyYAML gave {other:?}"),
+    }
 }
 
 fn manifest_files() -> Vec<PathBuf> {
@@ -133,8 +194,8 @@ fn crds() -> &'static CrdVersions {
         let path = repo_root().join(CRD_FILE);
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
             panic!(
-                "the Istio CRD file {} is part of the test data and must exist beside the \
-                 checkout ({e})",
+                "the Istio CRD file {} is part of the test data (tests/data/k8s, see SOURCE.md \
+                 there) and must exist ({e})",
                 path.display()
             )
         });
@@ -886,4 +947,51 @@ fn sidecar_plugin_configs_load_in_envoy() {
 fn ingress_plugin_configs_load_in_envoy() {
     assert_envoy_loads("wasmplugin-ingress.yaml");
     assert_envoy_loads("trafficextension-ingress.yaml");
+}
+
+/// The manifests are read with YAML 1.1 scalar resolution, as kubectl reads them: plain
+/// scalars that YAML 1.2 (and serde_yaml) keep as strings are numbers and booleans here.
+#[test]
+fn yaml_is_resolved_as_kubectl_reads_it() {
+    let text = "a: 0000\nb: on\nc: yes\nd: Off\ne: '0000'\nf: 0777\ng: 1:30\nh: 1_000\n\
+                i: ~\nj: \"on\"\nk: 0x1F\nl: 1.5e+3\nm: 12e3\n---\n---\n- n\n";
+    let docs = yaml_documents(text, "inline");
+    assert_eq!(
+        docs[0],
+        json!({"a": 0, "b": true, "c": true, "d": false, "e": "0000", "f": 511, "g": 90,
+               "h": 1000, "i": null, "j": "on", "k": 31, "l": 1500.0, "m": "12e3"})
+    );
+    assert_eq!(docs[1], json!([false]), "empty documents are dropped");
+    assert_eq!(docs.len(), 2);
+}
+
+/// Issue 12: the placeholder `sha256: 0000...0` read as the integer 0 and the API server
+/// refused the resource. Unquoting it in any shipped manifest must fail the schema check.
+#[test]
+fn an_unquoted_sha256_placeholder_fails_the_schema() {
+    let mut mutated = 0;
+    for path in manifest_files() {
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let zeros = format!("\"{}\"", "0".repeat(64));
+        if !text.contains(&zeros) {
+            continue;
+        }
+        let unquoted = text.replace(&zeros, &"0".repeat(64));
+        let errors: Vec<String> = yaml_documents(&unquoted, &file)
+            .iter()
+            .flat_map(check)
+            .collect();
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("sha256") && e.contains("is not of type \"string\"")),
+            "{file}: an unquoted placeholder passed: {errors:?}"
+        );
+        mutated += 1;
+    }
+    assert!(
+        mutated >= 3,
+        "expected the placeholder in the plugin manifests"
+    );
 }

@@ -413,6 +413,7 @@ fn soak_one_million_mixed_requests() {
             ..EnvoyOptions::default()
         },
     );
+    let vm_created = envoy.vm_created();
     assert!(
         envoy.wait_stat_at_least("aml_auth.jwks.fetch_success", 1),
         "no JWKS"
@@ -504,4 +505,5 @@ fn soak_one_million_mixed_requests() {
         alloc_after - alloc_before < ALLOCATED_GROWTH_BOUND,
         "Envoy heap grew too much:\n{report}"
     );
+    envoy.assert_no_vm_restart(vm_created);
 }

@@ -544,3 +544,245 @@ fn token_configuration_errors_name_the_field() {
     ];
     assert_configs_refused(&upstream, &cases);
 }
+
+/// Token config with both a local key (Ed25519, kid `local-ed`) and the remote source.
+fn local_and_remote(remote: Value) -> Value {
+    let mut config = token_config(remote);
+    config["token"]["local_jwks"] = jwks(vec![
+        signing_key("ed25519-a.pem").public_jwk("local-ed", Some("EdDSA"))
+    ]);
+    config
+}
+
+fn local_token() -> String {
+    signing_key("ed25519-a.pem")
+        .sign("EdDSA", Some("local-ed"), &good_claims())
+        .unwrap()
+}
+
+#[test]
+fn a_large_remote_set_never_hides_local_keys_and_never_launders_a_duplicate_member() {
+    let upstream = Server::upstream();
+    let p256 = signing_key("p256-a.pem").public_jwk("dup", Some("ES256"));
+    let mut keys = vec![rsa_a().public_jwk("rsa-a", None).to_string()];
+    keys.extend(
+        (0..299).map(|i| json!({"kty": "oct", "kid": format!("oct-{i}"), "k": "AAAA"}).to_string()),
+    );
+    keys.push(format!(
+        r#"{{"kty":"EC","crv":"P-256","x":{},"y":{},"kid":"dup","use":"enc","use":"sig"}}"#,
+        p256["x"], p256["y"]
+    ));
+    let body = format!(r#"{{"keys":[{}]}}"#, keys.join(","));
+    let server = Server::start(move |_| Reply::new(200, body.clone()));
+    let dup_token = signing_key("p256-a.pem")
+        .sign("ES256", Some("dup"), &good_claims())
+        .unwrap();
+    let remote_token = rsa_a()
+        .sign("RS256", Some("rsa-a"), &good_claims())
+        .unwrap();
+    for with_local in [true, false] {
+        let config = if with_local {
+            local_and_remote(remote_source("jwks", 600, 86_400))
+        } else {
+            token_config(remote_source("jwks", 600, 86_400))
+        };
+        let envoy = Envoy::start(&filter_with_clusters(
+            &config,
+            &upstream,
+            &[("jwks", &server)],
+        ));
+        wait_for_keys(&envoy);
+        assert_status(&get_bearer(envoy.main(), "/", &remote_token), 200, None);
+        if with_local {
+            assert_status(&get_bearer(envoy.main(), "/", &local_token()), 200, None);
+        }
+        assert_status(
+            &get_bearer(envoy.main(), "/", &dup_token),
+            401,
+            Some("unknown_kid"),
+        );
+    }
+}
+
+#[test]
+fn local_keys_judge_their_tokens_and_others_get_503_until_the_remote_set_arrives() {
+    let upstream = Server::upstream();
+    let server = Server::start(|_| Reply::new(500, "not yet"));
+    let envoy = Envoy::start(&filter_with_clusters(
+        &local_and_remote(remote_source("jwks", 1, 86_400)),
+        &upstream,
+        &[("jwks", &server)],
+    ));
+    let remote_token = rsa_a()
+        .sign("RS256", Some("rsa-a"), &good_claims())
+        .unwrap();
+    assert!(envoy.wait_stat_at_least("aml_auth.jwks.fetch_failure", 1));
+    assert_status(&get_bearer(envoy.main(), "/", &local_token()), 200, None);
+    let resp = get_bearer(envoy.main(), "/", &remote_token);
+    assert_status(&resp, 503, Some("jwks_unavailable"));
+    assert_eq!(resp.header("retry-after"), Some("5"));
+    let std = standard_jwks().to_string();
+    server.set_handler(move |_| Reply::new(200, std.clone()));
+    assert!(wait_until(DEADLINE, || get_bearer(
+        envoy.main(),
+        "/",
+        &remote_token
+    )
+    .status
+        == 200));
+    assert_status(&get_bearer(envoy.main(), "/", &local_token()), 200, None);
+    let unknown = rsa_a()
+        .sign("RS256", Some("no-such-kid"), &good_claims())
+        .unwrap();
+    assert_status(
+        &get_bearer(envoy.main(), "/", &unknown),
+        401,
+        Some("unknown_kid"),
+    );
+}
+
+#[test]
+fn local_keys_judge_their_tokens_and_others_get_503_once_the_remote_set_is_stale() {
+    let upstream = Server::upstream();
+    let server = jwks_server(&standard_jwks());
+    let envoy = Envoy::start(&filter_with_clusters(
+        &local_and_remote(remote_source("jwks", 1, 3)),
+        &upstream,
+        &[("jwks", &server)],
+    ));
+    wait_for_keys(&envoy);
+    let remote_token = rsa_a()
+        .sign("RS256", Some("rsa-a"), &good_claims())
+        .unwrap();
+    assert_status(&get_bearer(envoy.main(), "/", &remote_token), 200, None);
+    server.set_handler(|_| Reply::new(503, "region down"));
+    assert!(
+        wait_until(DEADLINE, || get_bearer(envoy.main(), "/", &remote_token)
+            .status
+            == 503),
+        "a stale remote set was still used"
+    );
+    let resp = get_bearer(envoy.main(), "/", &remote_token);
+    assert_status(&resp, 503, Some("jwks_stale"));
+    assert!(resp.header("retry-after").is_some());
+    let unknown = rsa_a()
+        .sign("RS256", Some("no-such-kid"), &good_claims())
+        .unwrap();
+    assert_status(
+        &get_bearer(envoy.main(), "/", &unknown),
+        503,
+        Some("jwks_stale"),
+    );
+    assert_status(&get_bearer(envoy.main(), "/", &local_token()), 200, None);
+}
+
+/// Replaces the watched ECDS file atomically (Envoy reloads on the move).
+fn reload_ecds(ecds: &std::path::Path, plugin_config: &Value, version: u32) {
+    let mut resource: Value = serde_json::from_slice(&std::fs::read(ecds).unwrap()).unwrap();
+    resource["version_info"] = json!(version.to_string());
+    resource["resources"][0]["typed_config"]["config"]["configuration"]["value"] =
+        json!(plugin_config.to_string());
+    let tmp = ecds.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&resource).unwrap()).unwrap();
+    std::fs::rename(&tmp, ecds).unwrap();
+}
+
+#[test]
+fn a_source_change_never_reuses_old_keys_and_answers_503_with_local_keys_too() {
+    let upstream = Server::upstream();
+    let old = jwks_server(&standard_jwks());
+    let new = Server::start(|_| Reply::new(500, "not yet"));
+    let dir = scratch_dir("source-change");
+    let first = local_and_remote(remote_source("old", 600, 86_400));
+    let (filter, ecds) = ecds_filter(&dir, &first.to_string());
+    let envoy = Envoy::start(&bootstrap(
+        vec![listener("main", vec![filter], vec![route_to("upstream")])],
+        vec![
+            cluster("upstream", upstream.addr),
+            cluster("old", old.addr),
+            cluster("new", new.addr),
+        ],
+    ));
+    let remote_token = rsa_a()
+        .sign("RS256", Some("rsa-a"), &good_claims())
+        .unwrap();
+    assert!(wait_until(DEADLINE, || get_bearer(
+        envoy.main(),
+        "/",
+        &remote_token
+    )
+    .status
+        == 200));
+    reload_ecds(
+        &ecds,
+        &local_and_remote(remote_source("new", 600, 86_400)),
+        2,
+    );
+    assert!(
+        wait_until(DEADLINE, || new.count() >= 1),
+        "the new source was never fetched:\n{}",
+        envoy.log_tail(20)
+    );
+    let resp = get_bearer(envoy.main(), "/", &remote_token);
+    assert_status(&resp, 503, Some("jwks_unavailable"));
+    assert!(resp.header("retry-after").is_some());
+    assert_status(&get_bearer(envoy.main(), "/", &local_token()), 200, None);
+}
+
+#[test]
+fn superseded_sources_lose_their_shared_entries() {
+    let upstream = Server::upstream();
+    let a = jwks_server(&standard_jwks());
+    let b = jwks_server(&standard_jwks());
+    let dir = scratch_dir("superseded");
+    let config_a = token_config(remote_source("a", 600, 86_400));
+    let (filter, ecds) = ecds_filter(&dir, &config_a.to_string());
+    let envoy = Envoy::start_with(
+        &bootstrap(
+            vec![listener("main", vec![filter], vec![route_to("upstream")])],
+            vec![
+                cluster("upstream", upstream.addr),
+                cluster("a", a.addr),
+                cluster("b", b.addr),
+            ],
+        ),
+        &EnvoyOptions {
+            concurrency: 2,
+            ..EnvoyOptions::default()
+        },
+    );
+    let token = rsa_a()
+        .sign("RS256", Some("rsa-a"), &good_claims())
+        .unwrap();
+    assert!(wait_until(DEADLINE, || get_bearer(
+        envoy.main(),
+        "/",
+        &token
+    )
+    .status
+        == 200));
+    assert_eq!(a.count(), 1);
+    reload_ecds(&ecds, &token_config(remote_source("b", 600, 86_400)), 2);
+    assert!(wait_until(DEADLINE, || b.count() >= 1));
+    assert!(
+        wait_until(Duration::from_secs(60), || envoy
+            .stat("aml_auth.jwks.superseded_dropped")
+            >= 1),
+        "the entries of source a were never dropped:\n{}",
+        envoy.log_tail(20)
+    );
+    assert_eq!(envoy.stat("aml_auth.jwks.sources_tracked"), 1);
+    assert_status(&get_bearer(envoy.main(), "/", &token), 200, None);
+    reload_ecds(&ecds, &config_a, 3);
+    assert!(
+        wait_until(DEADLINE, || a.count() >= 2),
+        "back on source a, its dropped key set was not fetched again"
+    );
+    assert!(wait_until(DEADLINE, || get_bearer(
+        envoy.main(),
+        "/",
+        &token
+    )
+    .status
+        == 200));
+}

@@ -1,8 +1,7 @@
 //! Wycheproof conformance: P-256 P1363 ECDSA, Ed25519, P-384 (refused), JWK and JWS vectors through our JWKS parsing and verification.
 //!
-//! Vectors are read in place from `WYCHEPROOF_DIR` (default `../shared/vectors/wycheproof`),
-//! never copied into the repository. When the folder is absent the test says so loudly on
-//! stderr and passes. A disagreement with a vector's verdict fails the test unless it is in
+//! Vectors are read from `tests/data/wycheproof/` (copied from Project Wycheproof, see SOURCE.md
+//! there); a missing file fails the test. A disagreement with a vector's verdict fails the test unless it is in
 //! [`ALLOWED`] with its reason; every allow-list entry must still be needed.
 #![allow(
     clippy::unwrap_used,
@@ -98,24 +97,11 @@ macro_rules! shout {
     }};
 }
 
-fn vectors_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("WYCHEPROOF_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../shared/vectors/wycheproof"
-            ))
-        });
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        shout!(
-            "\n!!!!!!!! WYCHEPROOF VECTORS NOT FOUND at {} — set WYCHEPROOF_DIR. JOSE conformance NOT CHECKED. !!!!!!!!\n",
-            dir.display()
-        );
-        None
-    }
+fn vectors_dir() -> PathBuf {
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/wycheproof"
+    ))
 }
 
 fn load(dir: &std::path::Path, file: &str) -> Value {
@@ -421,9 +407,7 @@ fn run_jose_file(dir: &std::path::Path, file: &str) -> BTreeSet<usize> {
 
 #[test]
 fn wycheproof_jose_vectors() {
-    let Some(dir) = vectors_dir() else {
-        return;
-    };
+    let dir = vectors_dir();
     let mut used = BTreeSet::new();
     used.extend(run_raw_signature_file(
         &dir,

@@ -1,4 +1,6 @@
 //! Runs the Wycheproof RSA PKCS#1 v1.5 and PSS verification vectors against `aml_auth_filter::rsa`.
+//!
+//! Vectors are read from `tests/data/wycheproof/` (see SOURCE.md there); a missing file fails the test.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -29,19 +31,11 @@ enum Scheme {
 /// Valid vectors that may sit under a key our constructor refuses: (file, tcId, reason).
 const REFUSED_VALID_OK: &[(&str, u64, &str)] = &[];
 
-fn vectors_dir() -> Option<PathBuf> {
-    let dir = PathBuf::from(std::env::var("WYCHEPROOF_DIR").unwrap_or_else(|_| {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors/wycheproof").into()
-    }));
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        shout!(
-            "\n!!!!!!!! WYCHEPROOF VECTORS NOT FOUND at {} (set WYCHEPROOF_DIR): SKIPPING !!!!!!!!\n",
-            dir.display()
-        );
-        None
-    }
+fn vectors_dir() -> PathBuf {
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/wycheproof"
+    ))
 }
 
 fn hash_alg(name: &str) -> HashAlg {
@@ -58,9 +52,7 @@ fn hex_field(v: &Value, key: &str) -> Vec<u8> {
 }
 
 fn run_file(file: &str, scheme: Scheme) {
-    let Some(dir) = vectors_dir() else {
-        return;
-    };
+    let dir = vectors_dir();
     let text = std::fs::read_to_string(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
     let doc: Value = serde_json::from_str(&text).unwrap();
     let (mut run, mut agreed, mut refused_keys, mut refused_vectors) = (0, 0, 0, 0);
@@ -222,9 +214,7 @@ const JWS_POLICY_ONLY: &[(u64, &str)] = &[
 #[test]
 fn jws_rsa() {
     let file = "json_web_signature_test.json";
-    let Some(dir) = vectors_dir() else {
-        return;
-    };
+    let dir = vectors_dir();
     let text = std::fs::read_to_string(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
     let doc: Value = serde_json::from_str(&text).unwrap();
     let (mut run, mut agreed, mut skipped_groups, mut policy_only) = (0, 0, 0, 0);

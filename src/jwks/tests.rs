@@ -468,7 +468,7 @@ fn kid_lookup_is_exact_and_kidless_keys_are_listed_apart() {
     assert_eq!(set.without_kid().count(), 2);
     assert_eq!(set.iter().count(), 3);
     let shared = set.clone();
-    assert!(Arc::ptr_eq(&set.inner, &shared.inner));
+    assert!(Arc::ptr_eq(&set.layers, &shared.layers));
 }
 
 #[test]

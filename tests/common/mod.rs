@@ -20,6 +20,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+/// Envoy 1.40's stat counting the V8 VMs it created.
+pub const VM_CREATED: &str = "wasm.envoy.wasm.runtime.v8.created";
+
 /// Default deadline for waiting on an effect.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -751,6 +754,22 @@ impl Envoy {
     /// The process id (for /proc/<pid>/status).
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Envoy's count of V8 VMs created so far (with `FAIL_RELOAD` every trap adds one).
+    pub fn vm_created(&self) -> i64 {
+        self.stats().get(VM_CREATED).copied().unwrap_or(-1)
+    }
+
+    /// Asserts that no VM trapped since start-up (no Wasm runtime error or panic in the log)
+    /// and that no VM was created since the count `created` was read.
+    pub fn assert_no_vm_restart(&self, created: i64) {
+        let log = self.log();
+        let trap = log
+            .lines()
+            .find(|l| l.contains("failed: Uncaught") || l.contains("panicked at"));
+        assert!(trap.is_none(), "a VM trapped: {}", trap.unwrap_or_default());
+        assert_eq!(self.vm_created(), created, "{VM_CREATED} changed");
     }
 
     /// Whether the process is still running.

@@ -22,12 +22,16 @@ pub struct Rewritten {
     pub diverged: bool,
 }
 
-/// Sets `configuration.value` of every Wasm filter resource in `ecds` to `plugin_config` and
-/// bumps `version_info`. `previous_config` is the configuration file's text before the change.
+/// Sets `configuration.value` of the one resource of `ecds`, which must be this filter's Wasm
+/// resource, to `plugin_config` and bumps `version_info`. `previous_config` is the configuration
+/// file's text before the change. The resource counts as this filter's when it has no plugin
+/// configuration yet, holds `previous_config`, or holds a configuration `is_ours` accepts (the
+/// filter's own parser): an unrelated plugin is never overwritten.
 pub fn rewrite(
     ecds: &str,
     plugin_config: &str,
     previous_config: &str,
+    is_ours: &dyn Fn(&str) -> bool,
 ) -> Result<Rewritten, String> {
     let mut doc: Value = serde_json::from_str(ecds).map_err(|e| format!("not valid JSON: {e}"))?;
     let root = doc
@@ -38,12 +42,29 @@ pub fn rewrite(
         .get_mut("resources")
         .and_then(Value::as_array_mut)
         .ok_or("has no `resources` array")?;
+    if resources.len() != 1 {
+        return Err(format!(
+            "has {} resources; an ECDS file for this filter holds exactly one (Envoy refuses a file with several), its Wasm resource",
+            resources.len()
+        ));
+    }
     let mut updated = 0;
     let mut diverged = false;
     for (i, resource) in resources.iter_mut().enumerate() {
         let Some(config) = wasm_config(resource) else {
             continue;
         };
+        let held = config
+            .get("configuration")
+            .and_then(|c| c.get("value"))
+            .and_then(Value::as_str);
+        if let Some(held) = held {
+            if held != previous_config && !is_ours(held) {
+                return Err(format!(
+                    "resources[{i}] holds a plugin configuration this filter refuses: it is not aml-auth-filter's (or it is broken); not overwritten"
+                ));
+            }
+        }
         let configuration = config
             .entry("configuration")
             .or_insert_with(|| json!({ "@type": STRING_VALUE_TYPE }));
@@ -130,12 +151,13 @@ mod tests {
         }
     }
 
+    fn ours(text: &str) -> bool {
+        text.contains("primary_key")
+    }
+
     fn ecds(version: Option<&str>) -> Value {
         let mut doc = json!({
             "resources": [
-                {"@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
-                 "name": "other",
-                 "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}},
                 {"@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
                  "name": "aml_auth",
                  "typed_config": {"@type": WASM_TYPE, "config": {
@@ -157,6 +179,7 @@ mod tests {
             &before.to_string(),
             "{\"primary_key\":\"new\"}\n",
             "{\"primary_key\":\"old\"}",
+            &ours,
         )
         .unwrap();
         assert_eq!(
@@ -167,7 +190,7 @@ mod tests {
         let after: Value = serde_json::from_str(&out.text).unwrap();
         let mut expected = before;
         expected["version_info"] = json!("8");
-        expected["resources"][1]["typed_config"]["config"]["configuration"]["value"] =
+        expected["resources"][0]["typed_config"]["config"]["configuration"]["value"] =
             json!("{\"primary_key\":\"new\"}\n");
         assert_eq!(after, expected);
     }
@@ -175,16 +198,16 @@ mod tests {
     #[test]
     fn rewrite_notices_a_diverged_file_and_fills_missing_parts() {
         let mut before = ecds(None);
-        before["resources"][1]["typed_config"]["config"]
+        before["resources"][0]["typed_config"]["config"]
             .as_object_mut()
             .unwrap()
             .remove("configuration");
-        let out = rewrite(&before.to_string(), "new", "old").unwrap();
+        let out = rewrite(&before.to_string(), "new", "old", &ours).unwrap();
         assert_eq!(out.version, "1");
         assert!(out.diverged);
         let after: Value = serde_json::from_str(&out.text).unwrap();
         assert_eq!(
-            after["resources"][1]["typed_config"]["config"]["configuration"],
+            after["resources"][0]["typed_config"]["config"]["configuration"],
             json!({"@type": STRING_VALUE_TYPE, "value": "new"})
         );
     }
@@ -192,10 +215,19 @@ mod tests {
     #[test]
     fn rewrite_refusals() {
         let mut no_wasm = ecds(Some("1"));
-        no_wasm["resources"].as_array_mut().unwrap().remove(1);
+        no_wasm["resources"][0]["typed_config"] =
+            json!({"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"});
         let mut struct_config = ecds(Some("1"));
-        struct_config["resources"][1]["typed_config"]["config"]["configuration"]["@type"] =
+        struct_config["resources"][0]["typed_config"]["config"]["configuration"]["@type"] =
             json!("type.googleapis.com/google.protobuf.Struct");
+        let mut two = ecds(Some("1"));
+        let copy = two["resources"][0].clone();
+        two["resources"].as_array_mut().unwrap().push(copy);
+        let mut none = ecds(Some("1"));
+        none["resources"] = json!([]);
+        let mut foreign = ecds(Some("1"));
+        foreign["resources"][0]["typed_config"]["config"]["configuration"]["value"] =
+            json!("{\"rate_limit\": 5}");
         let cases: &[(String, &str)] = &[
             ("{".into(), "not valid JSON"),
             ("[]".into(), "not a JSON object"),
@@ -208,9 +240,12 @@ mod tests {
                 struct_config.to_string(),
                 "is not a type.googleapis.com/google.protobuf.StringValue",
             ),
+            (two.to_string(), "has 2 resources"),
+            (none.to_string(), "has 0 resources"),
+            (foreign.to_string(), "is not aml-auth-filter's"),
         ];
         for (text, fragment) in cases {
-            let err = rewrite(text, "new", "old").unwrap_err();
+            let err = rewrite(text, "new", "old", &ours).unwrap_err();
             assert!(err.contains(fragment), "{text}: {err}");
         }
     }

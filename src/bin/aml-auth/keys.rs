@@ -200,7 +200,15 @@ pub fn regen(req: &Regen<'_>) -> Result<String, CliError> {
         ))
     })?;
     let shown = req.config.display();
+    let _lock = fsio::lock_beside(&config_path).map_err(|e| {
+        CliError::fail(format!(
+            "cannot lock --config {shown} (lock file beside it): {e}; file left unchanged"
+        ))
+    })?;
+    let config_keep = fsio::writable(&config_path)
+        .map_err(|e| CliError::fail(format!("--config {shown}: {e}; file left unchanged")))?;
     let before = read_text(&config_path, "--config")?;
+
     let key = generate_key()
         .map_err(|e| CliError::fail(format!("cannot read random bytes from the OS: {e}")))?;
     let stored = if req.hashed {
@@ -213,6 +221,8 @@ pub fn regen(req: &Regen<'_>) -> Result<String, CliError> {
     let cfg = config::parse(edit.text.as_bytes(), &process_env).map_err(|e| {
         let hint = if e.message.contains("is not set in the Wasm VM") {
             " (aml-auth checks env: keys against its own environment: export the variable here too)"
+        } else if let Some(hint) = ecds_hint(&before) {
+            return CliError::fail(format!("{shown}: {hint}; file left unchanged"));
         } else {
             ""
         };
@@ -242,11 +252,8 @@ pub fn regen(req: &Regen<'_>) -> Result<String, CliError> {
         None => None,
         Some(path) => Some(stage_ecds(path, &edit.text, &before)?),
     };
-    let permissions = fs::metadata(&config_path)
-        .map_err(|e| CliError::fail(format!("cannot read --config {shown}: {e}")))?
-        .permissions();
     let config_staged =
-        fsio::stage(&config_path, edit.text.as_bytes(), permissions).map_err(|e| {
+        fsio::stage(&config_path, edit.text.as_bytes(), &config_keep).map_err(|e| {
             CliError::fail(format!(
                 "cannot write beside --config {shown}: {e}; file left unchanged"
             ))
@@ -257,17 +264,17 @@ pub fn regen(req: &Regen<'_>) -> Result<String, CliError> {
         ))
     })?;
     for note in &notes {
-        eprintln!("aml-auth: note: {note}");
+        crate::note(&format!("note: {note}"));
     }
     let form = if req.hashed {
         "sha256: digest"
     } else {
         "plaintext key"
     };
-    eprintln!(
-        "aml-auth: {shown}: new {slot_name} key of `{target}` written to `{}` as its {form}",
+    crate::note(&format!(
+        "{shown}: new {slot_name} key of `{target}` written to `{}` as its {form}",
         edit.field
-    );
+    ));
     if let Some((staged, path, rewritten)) = ecds_staged {
         staged.commit().map_err(|e| {
             CliError::fail(format!(
@@ -276,17 +283,17 @@ pub fn regen(req: &Regen<'_>) -> Result<String, CliError> {
             ))
         })?;
         if rewritten.diverged {
-            eprintln!(
-                "aml-auth: note: --envoy-ecds {} held a plugin configuration other than --config's; it now holds --config's",
+            crate::note(&format!(
+                "note: --envoy-ecds {} held a plugin configuration other than --config's; it now holds --config's",
                 path.display()
-            );
+            ));
         }
-        eprintln!(
-            "aml-auth: {}: {} Wasm resource(s) updated, version_info {}",
+        crate::note(&format!(
+            "{}: {} Wasm resource(s) updated, version_info {}",
             path.display(),
             rewritten.resources,
             rewritten.version
-        );
+        ));
     }
     Ok(key)
 }
@@ -307,10 +314,13 @@ fn stage_ecds(
             "--envoy-ecds {shown} is a symbolic link: Envoy watches the directory for a file renamed onto that path, so give the real file; files left unchanged"
         )));
     }
-    let text = read_text(path, "--envoy-ecds")?;
-    let rewritten = ecds::rewrite(&text, new_config, old_config)
+    let keep = fsio::writable(path)
         .map_err(|e| CliError::fail(format!("--envoy-ecds {shown}: {e}; files left unchanged")))?;
-    let staged = fsio::stage(path, rewritten.text.as_bytes(), meta.permissions()).map_err(|e| {
+    let text = read_text(path, "--envoy-ecds")?;
+    let is_ours = |held: &str| config::parse(held.as_bytes(), &placeholder_env).is_ok();
+    let rewritten = ecds::rewrite(&text, new_config, old_config, &is_ours)
+        .map_err(|e| CliError::fail(format!("--envoy-ecds {shown}: {e}; files left unchanged")))?;
+    let staged = fsio::stage(path, rewritten.text.as_bytes(), &keep).map_err(|e| {
         CliError::fail(format!(
             "cannot write beside --envoy-ecds {shown}: {e}; files left unchanged"
         ))
@@ -362,12 +372,20 @@ pub fn list_lines(cfg: &FilterConfig, text: &str) -> Vec<String> {
             .iter()
             .find(|s| s.get("name").and_then(Value::as_str) == Some(route.policy.name.as_str()));
         let own = |k: &str| raw.and_then(|r| r.get(k));
+        let keyed = matches!(route.policy.mode, AuthMode::Key(_));
+        let cell = |own: Option<&Value>, top: Option<&Value>| {
+            if keyed {
+                storage(own, top, true)
+            } else {
+                "n/a".to_string()
+            }
+        };
         rows.push([
             route.policy.name.clone(),
             route.path_prefix.clone(),
             mode_name(&route.policy.mode).to_string(),
-            format!("primary={}", storage(own("primary_key"), top_p, true)),
-            format!("secondary={}", storage(own("secondary_key"), top_s, true)),
+            format!("primary={}", cell(own("primary_key"), top_p)),
+            format!("secondary={}", cell(own("secondary_key"), top_s)),
         ]);
     }
     let mut widths = [0usize; 5];
@@ -388,13 +406,29 @@ pub fn list_lines(cfg: &FilterConfig, text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The process environment, with a placeholder for variables unset here (they are the proxy's).
+fn placeholder_env(name: &str) -> Option<String> {
+    Some(std::env::var(name).unwrap_or_else(|_| ENV_PLACEHOLDER.to_string()))
+}
+
+/// When `text` is an Envoy ECDS file rather than a plugin configuration, what to do instead.
+fn ecds_hint(text: &str) -> Option<String> {
+    let doc: Value = serde_json::from_str(text).ok()?;
+    let looks_like_ecds = doc.get("resources").is_some_and(Value::is_array)
+        && doc.get("primary_key").is_none()
+        && doc.get("services").is_none();
+    looks_like_ecds.then(|| {
+        "this is an Envoy ECDS file, not a plugin configuration: give the plugin configuration (JSON) as --config and this file as --envoy-ecds".to_string()
+    })
+}
+
 /// Runs `keys list`.
 pub fn list(config_path: &Path) -> Result<Vec<String>, CliError> {
     let text = read_text(config_path, "--config")?;
-    let env =
-        |name: &str| Some(std::env::var(name).unwrap_or_else(|_| ENV_PLACEHOLDER.to_string()));
-    let cfg = config::parse(text.as_bytes(), &env)
-        .map_err(|e| CliError::fail(format!("{}: {e}", config_path.display())))?;
+    let cfg = config::parse(text.as_bytes(), &placeholder_env).map_err(|e| {
+        let hint = ecds_hint(&text).map_or_else(String::new, |h| format!(" ({h})"));
+        CliError::fail(format!("{}: {e}{hint}", config_path.display()))
+    })?;
     Ok(list_lines(&cfg, &text))
 }
 
@@ -571,20 +605,8 @@ mod tests {
                     "primary=inherited",
                     "secondary=env:AML_S"
                 ],
-                vec![
-                    "fraud",
-                    "/fraud",
-                    "token",
-                    "primary=inherited",
-                    "secondary=inherited"
-                ],
-                vec![
-                    "open",
-                    "/open",
-                    "none",
-                    "primary=inherited",
-                    "secondary=inherited"
-                ],
+                vec!["fraud", "/fraud", "token", "primary=n/a", "secondary=n/a"],
+                vec!["open", "/open", "none", "primary=n/a", "secondary=n/a"],
             ]
         );
         let all = lines.join("\n");

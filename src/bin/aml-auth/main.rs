@@ -2,12 +2,14 @@
 //! plugin configuration (and Envoy ECDS) files, tokens and the JWKS that verifies them.
 
 mod args;
+mod check;
 mod ecds;
 mod fsio;
 mod jsonspan;
 mod keys;
 mod token;
 
+use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -23,11 +25,12 @@ commands:
   keys regen      replace the primary or secondary key in a plugin configuration file
   keys list       show each policy's auth mode and how its keys are stored
   token issue     sign a token for the filter's token auth
+  token check     judge a token as the filter would, check by check
   jwks            print the public JWKS of signing keys
   help [COMMAND]  this text, or a command's
 
 Run `aml-auth <command> --help` for a command's options.
-Exit status: 0 success, 1 failure, 2 usage error.
+Exit status: 0 success, 1 failure (`token check`: the filter would deny), 2 usage error.
 ";
 
 const KEYS_USAGE: &str = "usage: aml-auth keys <generate|regen|list> [<args>]
@@ -56,14 +59,17 @@ clients to it, then regenerate the other.
   --service NAME         the key of services[].name == NAME instead of the top-level key; a
                          service inheriting the top-level key gets its own
   --hashed               store the key's sha256: digest instead of the key
-  --envoy-ecds FILE      also set the plugin configuration of every Wasm filter resource in this
-                         Envoy ECDS file (JSON) and bump its version_info, so an Envoy watching
-                         it applies the new key without a restart
+  --envoy-ecds FILE      also set the plugin configuration in this Envoy ECDS file (JSON) and
+                         bump its version_info, so an Envoy watching it applies the new key
+                         without a restart; the file must hold exactly one resource, this
+                         filter's Wasm resource
 
 The edited configuration is checked with the filter's own parser (env: keys are looked up in
 this process's environment) before anything is written; files are replaced atomically (temp
-file and rename) keeping their permissions. A key stored as env:NAME is refused: it lives in
-that variable, not in the file.
+file and rename) keeping their owner, group and mode; a file this user may not write (e.g.
+mode 0444) is refused. Concurrent regenerations of one configuration take turns (a lock file,
+.FILE.aml-auth-lock, beside it), so the key each prints is the one both files hold. A key
+stored as env:NAME is refused: it lives in that variable, not in the file.
 ";
 
 const LIST_USAGE: &str = "usage: aml-auth keys list --config FILE
@@ -73,14 +79,43 @@ Prints one line per policy: the top-level policy (`default`) first, then each se
   NAME  PATH_PREFIX  MODE  primary=STORAGE  secondary=STORAGE
 
 PATH_PREFIX is `-` for default; MODE is key, token or none; STORAGE is plaintext, hashed,
-env:NAME, inherited (from the top level) or absent. Keys and digests are never printed.
+env:NAME, inherited (from the top level), absent, or n/a for a service whose mode is not key
+(its requests never meet a key). Keys and digests are never printed.
 The configuration is checked with the filter's own parser; env: variables that are unset in
 this shell are assumed to be set in the proxy.
 ";
 
-const TOKEN_USAGE: &str = "usage: aml-auth token issue [<args>]
+const TOKEN_USAGE: &str = "usage: aml-auth token <issue|check> [<args>]
 
   token issue     sign a token for the filter's token auth
+  token check     judge a token as the filter would, check by check
+";
+
+const CHECK_USAGE: &str =
+    "usage: aml-auth token check --config FILE [--service NAME | --path PATH [--host HOST]]
+                         [--jwks FILE] [--at UNIX_OR_RFC3339] TOKEN
+
+Judges TOKEN (`-` reads it from stdin) with the filter's own configuration parser, router and
+decision code, and prints: the policy chosen, the time, the keys, the token's decoded header
+and claims (the signature elided), each check in order (structure, header, issuer, time,
+audience, claims, signature) with `pass` or `fail <reason>`, and the verdict with the status
+and reason the filter would answer. Each check runs on its own where it can, so one report
+shows every problem; the verdict stops at the first, as the filter does.
+
+  --config FILE      the plugin configuration
+  --service NAME     judge under services[].name == NAME (`default`: the top-level policy)
+  --path PATH        judge under the service the filter routes this :path to
+  --host HOST        with --path: the request's Host (:authority)
+  --jwks FILE        the remote key set (JWKS JSON, e.g. saved with curl), held beside the
+                     configuration's token.local_jwks as the filter holds a fetched set.
+                     Nothing is fetched: without --jwks only local_jwks judges, as in the
+                     filter before its first fetch (a kid it lacks: 503 jwks_unavailable)
+  --at TIME          judge at this time, Unix seconds or RFC 3339 (2024-05-01T12:00:00Z);
+                     default now
+
+Without --service or --path the top-level policy judges.
+Exit status: 0 the filter would forward the request, 1 it would deny it (or the configuration
+or key set is refused), 2 usage error.
 ";
 
 const ISSUE_USAGE: &str =
@@ -109,8 +144,10 @@ iss, aud, iat, nbf, exp and sub come from their own options and cannot be set wi
 const JWKS_USAGE: &str = "usage: aml-auth jwks --signing-key FILE [--signing-key FILE]...
 
 Prints the public JWKS of these PKCS#8 PEM private keys as JSON, each key with
-kid = its RFC 7638 thumbprint, use = sig and alg = RS256, ES256 or EdDSA by key type,
-ready to serve as the workspace's JWKS (or to paste into token.local_jwks).
+kid = its RFC 7638 thumbprint and use = sig, ready to serve as the workspace's JWKS (or to
+paste into token.local_jwks). P-256 keys carry alg = ES256 and Ed25519 keys alg = EdDSA; RSA
+keys carry no alg, so they verify every algorithm `token issue --alg` signs RSA tokens with
+(RS256, RS384, RS512, PS256, PS384, PS512), as Entra ID's published keys do.
 ";
 
 /// Why a command did not succeed.
@@ -138,32 +175,76 @@ impl CliError {
     }
 }
 
-/// What a successful command prints on stdout.
-type Output = Vec<String>;
+/// What a command that ran prints on stdout, and its exit status.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Output {
+    /// Lines for stdout.
+    pub lines: Vec<String>,
+    /// Exit status: 0, or 1 for a command whose answer is "no" (`token check` denying).
+    pub status: u8,
+    /// Whether losing stdout loses something only stdout had (a new key): then a closed stdout
+    /// is a failure, not a reader that has seen enough.
+    pub essential: bool,
+}
+
+impl From<Vec<String>> for Output {
+    fn from(lines: Vec<String>) -> Self {
+        Output {
+            lines,
+            status: 0,
+            essential: false,
+        }
+    }
+}
+
+/// Writes a line to stderr; a closed or broken stderr is not worth dying for.
+pub fn note(line: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "aml-auth: {line}");
+}
+
+fn write_lines(lines: &[String]) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    for line in lines {
+        writeln!(out, "{line}")?;
+    }
+    out.flush()
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match run(&args) {
-        Ok(lines) => {
-            for line in lines {
-                println!("{line}");
+        Ok(output) => match write_lines(&output.lines) {
+            Ok(()) => ExitCode::from(output.status),
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe && !output.essential => {
+                ExitCode::from(output.status)
             }
-            ExitCode::SUCCESS
-        }
+            Err(e) if output.essential => {
+                note(&format!(
+                    "cannot write to stdout: {e}; the change was made but its output (the new key) is lost: run the command again"
+                ));
+                ExitCode::FAILURE
+            }
+            Err(e) => {
+                note(&format!("cannot write to stdout: {e}"));
+                ExitCode::FAILURE
+            }
+        },
         Err(CliError::Usage { message, command }) => {
-            eprintln!("aml-auth: {message}");
-            eprintln!("Run `{command} --help` for usage.");
+            note(&message);
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "Run `{command} --help` for usage.");
             ExitCode::from(2)
         }
         Err(CliError::Fail(message)) => {
-            eprintln!("aml-auth: {message}");
+            note(&message);
             ExitCode::FAILURE
         }
     }
 }
 
 fn help(text: &str) -> Result<Output, CliError> {
-    Ok(vec![text.trim_end().to_string()])
+    Ok(vec![text.trim_end().to_string()].into())
 }
 
 fn is_help(word: &str) -> bool {
@@ -196,6 +277,7 @@ fn run(args: &[String]) -> Result<Output, CliError> {
         )),
         ["token", w, ..] if is_help(w) => help(TOKEN_USAGE),
         ["token", "issue", ..] => token_issue(rest(2)),
+        ["token", "check", ..] => token_check(rest(2)),
         ["token", other, ..] => Err(CliError::usage("aml-auth token")(format!(
             "unknown subcommand `token {other}`"
         ))),
@@ -214,6 +296,7 @@ fn usage_of(topic: &[&str]) -> Option<&'static str> {
         ["keys", "list"] => LIST_USAGE,
         ["token"] => TOKEN_USAGE,
         ["token", "issue"] => ISSUE_USAGE,
+        ["token", "check"] => CHECK_USAGE,
         ["jwks"] => JWKS_USAGE,
         _ => return None,
     })
@@ -240,7 +323,7 @@ fn keys_generate(args: &[String]) -> Result<Output, CliError> {
     let key = generate_key()
         .map_err(|e| CliError::fail(format!("cannot read random bytes from the OS: {e}")))?;
     let digest = KeyDigest::of(key.as_bytes()).to_configured();
-    Ok(vec![key, digest])
+    Ok(vec![key, digest].into())
 }
 
 fn keys_regen(args: &[String]) -> Result<Output, CliError> {
@@ -278,7 +361,11 @@ fn keys_regen(args: &[String]) -> Result<Output, CliError> {
         hashed: p.switch("--hashed"),
         envoy_ecds: p.value("--envoy-ecds").map(Path::new),
     };
-    Ok(vec![keys::regen(&req)?])
+    Ok(Output {
+        lines: vec![keys::regen(&req)?],
+        status: 0,
+        essential: true,
+    })
 }
 
 fn keys_list(args: &[String]) -> Result<Output, CliError> {
@@ -288,7 +375,7 @@ fn keys_list(args: &[String]) -> Result<Output, CliError> {
     };
     p.at_most_positionals(0).map_err(CliError::usage(CMD))?;
     let config = p.required("--config").map_err(CliError::usage(CMD))?;
-    keys::list(Path::new(config))
+    keys::list(Path::new(config)).map(Output::from)
 }
 
 fn token_issue(args: &[String]) -> Result<Output, CliError> {
@@ -353,7 +440,84 @@ fn token_issue(args: &[String]) -> Result<Output, CliError> {
             issued.refresh_by,
             token::rfc3339(issued.refresh_by)
         ),
-    ])
+    ]
+    .into())
+}
+
+fn token_check(args: &[String]) -> Result<Output, CliError> {
+    const CMD: &str = "aml-auth token check";
+    let flags = [
+        Flag::value("--config"),
+        Flag::value("--service"),
+        Flag::value("--path"),
+        Flag::value("--host"),
+        Flag::value("--jwks"),
+        Flag::value("--at"),
+    ];
+    let Some(p) = parse_or_help(args, &flags, CMD)? else {
+        return help(CHECK_USAGE);
+    };
+    let usage = CliError::usage(CMD);
+    let config = p.required("--config").map_err(&usage)?;
+    p.at_most_positionals(1).map_err(&usage)?;
+    let token_arg = p
+        .positionals
+        .first()
+        .ok_or_else(|| usage("TOKEN is required (`-` reads it from stdin)".into()))?;
+    let target = match (p.value("--service"), p.value("--path"), p.value("--host")) {
+        (Some(_), Some(_), _) => {
+            return Err(usage("give --service or --path, not both".into()));
+        }
+        (_, None, Some(_)) => return Err(usage("--host goes with --path".into())),
+        (Some(""), _, _) => return Err(usage("--service: the name is empty".into())),
+        (Some(name), None, None) => check::Target::Service(name),
+        (None, Some(path), host) => {
+            if !path.starts_with('/') {
+                return Err(usage(format!("--path: `{path}` does not start with `/`")));
+            }
+            check::Target::Request {
+                path,
+                host: host.unwrap_or(""),
+            }
+        }
+        (None, None, None) => check::Target::Default,
+    };
+    let at = match p.value("--at") {
+        Some(text) => check::parse_at(text).map_err(&usage)?,
+        None => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_err(|_| CliError::fail("the system clock is before 1970"))?
+                .as_secs();
+            i64::try_from(now).map_err(|_| CliError::fail("the system clock is out of range"))?
+        }
+    };
+    let stdin_token;
+    let token = if token_arg == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .map_err(|e| CliError::fail(format!("cannot read the token from stdin: {e}")))?;
+        stdin_token = text.trim().to_string();
+        stdin_token.as_str()
+    } else {
+        token_arg.as_str()
+    };
+    if token.is_empty() {
+        return Err(usage("TOKEN is empty".into()));
+    }
+    let req = check::Request {
+        config: Path::new(config),
+        target,
+        jwks: p.value("--jwks").map(Path::new),
+        at,
+        token,
+    };
+    let report = check::check(&req)?;
+    Ok(Output {
+        lines: report.lines,
+        status: if report.allowed { 0 } else { 1 },
+        essential: false,
+    })
 }
 
 fn jwks(args: &[String]) -> Result<Output, CliError> {
@@ -368,7 +532,7 @@ fn jwks(args: &[String]) -> Result<Output, CliError> {
     }
     let set = token::jwks(&paths)?;
     let text = serde_json::to_string_pretty(&set).map_err(|e| CliError::fail(e.to_string()))?;
-    Ok(vec![text])
+    Ok(vec![text].into())
 }
 
 #[cfg(test)]
@@ -397,12 +561,18 @@ mod tests {
             (&["keys", "list", "--help"], LIST_USAGE),
             (&["token", "-h"], TOKEN_USAGE),
             (&["token", "issue", "--help"], ISSUE_USAGE),
+            (&["token", "check", "--help"], CHECK_USAGE),
+            (&["help", "token", "check"], CHECK_USAGE),
             (&["jwks", "--help"], JWKS_USAGE),
             (&["help", "keys", "regen"], REGEN_USAGE),
             (&["help", "jwks"], JWKS_USAGE),
         ];
         for (words, want) in cases {
-            assert_eq!(run_words(words).unwrap(), [want.trim_end()], "{words:?}");
+            assert_eq!(
+                run_words(words).unwrap().lines,
+                [want.trim_end()],
+                "{words:?}"
+            );
         }
     }
 

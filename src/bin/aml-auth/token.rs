@@ -109,8 +109,12 @@ fn load_key(
     let shown = path.display();
     let pem = fs::read_to_string(path)
         .map_err(|e| CliError::fail(format!("cannot read --signing-key {shown}: {e}")))?;
-    let key = SigningKey::from_pem(&pem)
-        .map_err(|e| CliError::fail(format!("--signing-key {shown}: {e}")))?;
+    let key = SigningKey::from_pem(&pem).map_err(|e| {
+        CliError::fail(format!(
+            "--signing-key {shown}: {e}{}",
+            pem_hint(&pem, path)
+        ))
+    })?;
     let alg = match alg {
         Some(a) => a,
         None => parse_alg(key.default_alg()).map_err(CliError::fail)?,
@@ -144,6 +148,29 @@ fn load_key(
     Ok((key, jwk, alg, kid))
 }
 
+/// What to do with a PEM private key in another form than PKCS#8.
+fn pem_hint(pem: &str, path: &Path) -> String {
+    let shown = path.display();
+    if pem.contains("-----BEGIN RSA PRIVATE KEY-----")
+        || pem.contains("-----BEGIN EC PRIVATE KEY-----")
+    {
+        let form = if pem.contains("BEGIN RSA") {
+            "PKCS#1"
+        } else {
+            "SEC1"
+        };
+        format!(
+            " (this is a {form} key: convert it to PKCS#8 with `openssl pkcs8 -topk8 -nocrypt -in {shown} -out {shown}.pkcs8`)"
+        )
+    } else if pem.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
+        format!(
+            " (this key is encrypted: write an unencrypted copy with `openssl pkcs8 -in {shown} -out {shown}.pkcs8`, which asks for the passphrase)"
+        )
+    } else {
+        String::new()
+    }
+}
+
 /// Signs a token at `now` (Unix seconds).
 pub fn issue(req: &Issue<'_>, now: i64) -> Result<Issued, CliError> {
     let (key, _, alg, kid) = load_key(req.signing_key, req.alg, req.kid)?;
@@ -167,12 +194,17 @@ pub fn issue(req: &Issue<'_>, now: i64) -> Result<Issued, CliError> {
     })
 }
 
-/// The public JWKS of these key files, each with kid = thumbprint and its default alg.
+/// The public JWKS of these key files, each with kid = its thumbprint. EC and Ed25519 keys carry
+/// their one `alg`; RSA keys carry none, so they admit every RSA algorithm `token issue` signs
+/// with (RS256/384/512, PS256/384/512), as Entra ID's published keys do.
 pub fn jwks(paths: &[&Path]) -> Result<Value, CliError> {
     let mut keys: Vec<Value> = Vec::with_capacity(paths.len());
     let mut kids: Vec<(String, &Path)> = Vec::new();
     for path in paths {
-        let (_, jwk, _, kid) = load_key(path, None, None)?;
+        let (key, mut jwk, _, kid) = load_key(path, None, None)?;
+        if let (SigningKey::Rsa(_), Value::Object(members)) = (&key, &mut jwk) {
+            members.remove("alg");
+        }
         if let Some((_, first)) = kids.iter().find(|(k, _)| *k == kid) {
             return Err(CliError::fail(format!(
                 "--signing-key {} holds the same key as {}",
