@@ -803,3 +803,148 @@ fn readings_decode_like_python() {
     assert_eq!(status_of(&[0x88]), 200);
     assert_eq!(status_of(&[0x48, 0x03, b'4', b'0', b'3']), 403);
 }
+
+#[test]
+fn access_token_in_the_query_is_refused_where_the_filter_authenticates() {
+    let upstream = RawUpstream::start();
+    let key_mode = json!({"primary_key": TOP_KEY});
+    let open = json!({"auth_enabled": false});
+    let services = json!({"primary_key": TOP_KEY, "services": [
+        {"name": "public", "path_prefix": "/public/", "auth_enabled": false}
+    ]});
+    for (config, refused) in [(key_mode, true), (open, false), (services, true)] {
+        let envoy = Envoy::start(&bootstrap(
+            vec![listener(
+                "main",
+                vec![wasm_filter(&config)],
+                vec![route_to("upstream")],
+            )],
+            vec![cluster("upstream", upstream.addr)],
+        ));
+        let addr = envoy.main();
+        let mut expected_refusals = 0;
+        for (target, is_token) in [
+            (&b"/x?access_token=abc"[..], true),
+            (b"/x?a=1&Access%5FToken=abc", true),
+            (b"/x?a=1;access_token", true),
+            (b"/x?q=access_token", false),
+            (b"/x?access_tokens=1", false),
+            (b"/public/x?access_token=abc", true),
+        ] {
+            for proto in [Proto::H1, Proto::H2] {
+                let (status, body) = send(addr, proto, b"h.example", target, Some(TOP_KEY), 1);
+                let public = target.starts_with(b"/public/") && config.get("services").is_some();
+                if refused && is_token && !public {
+                    expected_refusals += 1;
+                    assert_eq!(status, 400, "{config} {}: {body}", printable(target));
+                    assert!(
+                        body.contains("\"reason\":\"access_token_in_query\""),
+                        "{body}"
+                    );
+                } else {
+                    assert_eq!(status, 200, "{config} {}: {body}", printable(target));
+                }
+            }
+        }
+        assert_eq!(
+            envoy.stat("wasmcustom.aml_auth.denied.access_token_in_query"),
+            expected_refusals,
+            "{config}"
+        );
+    }
+    // What was served kept its query as sent: the filter never rewrites it.
+    for seen in upstream.take() {
+        let t = printable(&seen.target);
+        assert!(
+            [
+                "/x?access_token=abc",
+                "/x?a=1&Access%5FToken=abc",
+                "/x?a=1;access_token",
+                "/x?q=access_token",
+                "/x?access_tokens=1",
+                "/public/x?access_token=abc"
+            ]
+            .contains(&t.as_str()),
+            "{t}"
+        );
+    }
+}
+
+#[test]
+fn a_service_selected_by_route_keeps_its_policy_whatever_the_path() {
+    let upstream = RawUpstream::start();
+    let config = json!({"primary_key": TOP_KEY, "services": [
+        {"name": "fraud", "route_names": ["fraud"], "primary_key": FRAUD_KEY},
+        {"name": "churn", "clusters": ["churn-cluster"], "primary_key": CHURN_KEY,
+         "allow_path_parameters": true}
+    ]});
+    let routes = vec![
+        route("fraud", "/models/fraud-alias/"),
+        json!({"name": "to-churn", "match": {"prefix": "/churn/"}, "route": {"cluster": "churn-cluster"}}),
+        route("other", "/"),
+    ];
+    let envoy = Envoy::start(&bootstrap(
+        vec![listener("main", vec![wasm_filter(&config)], routes)],
+        vec![
+            cluster("upstream", upstream.addr),
+            cluster("churn-cluster", upstream.addr),
+        ],
+    ));
+    let addr = envoy.main();
+    let cases: &[(&[u8], Option<&str>, u16, &str)] = &[
+        (
+            b"/models/fraud-alias/score",
+            None,
+            401,
+            "missing_credential",
+        ),
+        (
+            b"/models/fraud-alias/score",
+            Some(TOP_KEY),
+            401,
+            "invalid_key",
+        ),
+        (b"/models/fraud-alias/score", Some(FRAUD_KEY), 200, ""),
+        (b"/churn/score;jsessionid=1", Some(CHURN_KEY), 200, ""),
+        (b"/churn/score", Some(TOP_KEY), 401, "invalid_key"),
+        (b"/api/v1/service/fraud/score", Some(TOP_KEY), 200, ""),
+        (
+            b"/models/fraud-alias/../x",
+            Some(FRAUD_KEY),
+            400,
+            "dot_segment",
+        ),
+        (
+            b"/models/%66raud-alias/score",
+            Some(TOP_KEY),
+            400,
+            "encoded_path_character",
+        ),
+        (b"/x;p", Some(TOP_KEY), 400, "path_parameter"),
+    ];
+    for (path, credential, status, reason) in cases {
+        for proto in [Proto::H1, Proto::H2] {
+            let (got, body) = send(addr, proto, HOST.as_bytes(), path, *credential, 1);
+            assert_eq!(
+                got,
+                *status,
+                "{proto:?} {} {credential:?}: {body}",
+                printable(path)
+            );
+            assert!(body.contains(reason), "{body}");
+        }
+    }
+    assert_eq!(envoy.stat("wasmcustom.aml_auth.denied.dot_segment"), 2);
+    assert_eq!(
+        envoy.stat("wasmcustom.aml_auth.service.fraud.requests_allowed"),
+        2
+    );
+    assert_eq!(
+        envoy.stat("wasmcustom.aml_auth.service.churn.requests_allowed"),
+        2
+    );
+    assert_eq!(
+        envoy.stat("wasmcustom.aml_auth.service.default.requests_allowed"),
+        2
+    );
+}
