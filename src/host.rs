@@ -9,16 +9,16 @@ use std::time::Duration;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType};
 
-use crate::config::{self, AuthMode, FilterConfig, ServicePolicy, TokenSettings};
+use crate::config::{self, FilterConfig, TokenSettings};
 use crate::jwks::KeySet;
 use crate::jwks_cache::{
     self, CallHead, FetchFailure, Freshness, Meta, SourceTiming, TickDecision,
 };
 use crate::jwt::TokenError;
-use crate::keys::KeySlot;
-use crate::policy::{self, Keys, TokenInputs, Unavailable, Verdict};
-use crate::request::router::{Router, Target as RequestTarget};
-use crate::request::target::{self, TargetError};
+use crate::policy::{Allowed, Keys, TokenInputs, Unavailable, Verdict};
+use crate::request::decision::{self, Scope};
+use crate::request::router::Router;
+use crate::stats::{self, Event};
 use crate::status::{self, Denial, LocalReply};
 use crate::token_cache::{self, TokenCache};
 
@@ -61,19 +61,16 @@ fn random_jitter() -> f64 {
     (random_u64() >> 11) as f64 / (1u64 << 52) as f64 - 1.0
 }
 
-/// Where an outcome is counted besides the global stat: the matched service, by index and name.
-type ServiceTag<'a> = Option<(usize, &'a str)>;
-
-/// Stats of this VM, defined on first use and cached by (service, prefix, event), so a request
-/// formats no stat name once its outcome has been seen.
+/// Stats of this VM, defined on first use and cached: by name, and request events by (scope,
+/// event), so a request formats no stat name once its outcome has been seen.
 #[derive(Default)]
 struct Metrics {
     ids: RefCell<HashMap<String, u32>>,
-    events: RefCell<HashMap<(usize, &'static str, &'static str), u32>>,
+    events: RefCell<HashMap<EventKey, u32>>,
 }
 
-/// Index standing for "no service" in [`Metrics::events`].
-const GLOBAL: usize = usize::MAX;
+/// A request event's stat: its scope (`None`: the global name) and the event's name parts.
+type EventKey = (Option<Scope>, &'static str, &'static str);
 
 impl Metrics {
     fn id(&self, kind: MetricType, name: &str) -> Option<u32> {
@@ -97,34 +94,25 @@ impl Metrics {
         }
     }
 
-    /// Counts `aml_auth.<prefix><event>` (or the service's copy) through the event cache.
-    fn event(&self, service: ServiceTag<'_>, prefix: &'static str, event: &'static str) {
-        let slot = service.map_or(GLOBAL, |(i, _)| i);
-        let cached = self.events.borrow().get(&(slot, prefix, event)).copied();
-        let id = match cached {
-            Some(id) => Some(id),
-            None => {
-                let name = match service {
-                    None => format!("aml_auth.{prefix}{event}"),
-                    Some((_, name)) => format!("aml_auth.service.{name}.{prefix}{event}"),
-                };
-                let id = abi::define_metric(MetricType::Counter as u32, &name).ok();
-                if let Some(id) = id {
-                    self.events.borrow_mut().insert((slot, prefix, event), id);
-                }
-                id
-            }
-        };
-        if let Some(id) = id {
-            let _ = abi::increment_metric(id, 1);
+    /// Counts a request event globally and, when the event is scoped, in its scope.
+    fn record(&self, config: &FilterConfig, scope: Scope, event: Event) {
+        self.increment(config, None, event);
+        if scope != Scope::Global && event.scoped() {
+            self.increment(config, Some(scope), event);
         }
     }
 
-    /// Counts an outcome globally and, when services are configured, per service.
-    fn outcome(&self, service: ServiceTag<'_>, prefix: &'static str, event: &'static str) {
-        self.event(None, prefix, event);
-        if service.is_some() {
-            self.event(service, prefix, event);
+    fn increment(&self, config: &FilterConfig, scope: Option<Scope>, event: Event) {
+        let (prefix, suffix) = event.parts();
+        let cached = self.events.borrow().get(&(scope, prefix, suffix)).copied();
+        let id = cached.or_else(|| {
+            let name = event.name(scope.and_then(|s| stats::scope_name(config, s)));
+            let id = abi::define_metric(MetricType::Counter as u32, &name).ok()?;
+            self.events.borrow_mut().insert((scope, prefix, suffix), id);
+            Some(id)
+        });
+        if let Some(id) = id {
+            let _ = abi::increment_metric(id, 1);
         }
     }
 }
@@ -655,17 +643,6 @@ struct Request {
 
 impl Context for Request {}
 
-impl Request {
-    fn deny(&self, state: &State, service: ServiceTag<'_>, denial: Denial) -> Action {
-        state.metrics.outcome(service, "", "requests_denied");
-        state.metrics.outcome(service, "denied.", denial.code());
-        if denial == Denial::Token(TokenError::UnknownKid) {
-            state.early_refetch_wanted.set(true);
-        }
-        send_local_reply(&state.reply(denial))
-    }
-}
-
 /// Sends a local reply. Should the host refuse it, the request stays paused (never forwarded)
 /// until Envoy's own timeout ends it.
 fn send_reply(status: u32, headers: &[(&str, &str)], body: &[u8]) {
@@ -689,125 +666,68 @@ impl HttpContext for Request {
         let Some(state) = self.state.clone() else {
             return send_local_reply(&status::not_configured());
         };
-        if state.config.services.is_empty()
-            && state.config.default_policy.mode == AuthMode::PassThrough
-        {
-            state.metrics.outcome(None, "", "requests_passed_through");
-            return Action::Continue;
-        }
-        let Ok(headers) = abi::get_header_pairs(abi::HTTP_REQUEST_HEADERS) else {
+        let Ok(outcome) = decision::decide(&state.config, &state.router, &mut RequestHost(&state))
+        else {
             return host_error_reply();
         };
-        let find = |name: &str| {
-            headers
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.as_slice())
-        };
-        let by_route = state.router.selects_by_route();
-        let route_name = by_route.then(|| property(&["xds", "route_name"])).flatten();
-        let cluster = (by_route && state.router.reads_cluster())
-            .then(|| property(&["xds", "cluster_name"]))
-            .flatten();
-        let (policy, service, query): (&ServicePolicy, ServiceTag<'_>, &[u8]) =
-            if state.config.services.is_empty() {
-                let query = find(":path").map_or(&[][..], target::raw_query);
-                (&state.config.default_policy, None, query)
-            } else {
-                let selected = state.router.select(RequestTarget {
-                    authority: find(":authority"),
-                    path: find(":path"),
-                    route_name: route_name.as_deref(),
-                    cluster: cluster.as_deref(),
-                });
-                let selected = match selected {
-                    Ok(selected) => selected,
-                    Err(e) => return self.deny(&state, None, Denial::Target(e)),
-                };
-                let query = selected.query.as_bytes();
-                match selected
-                    .service
-                    .and_then(|i| state.config.services.get(i).map(|s| (i, s)))
-                {
-                    Some((i, s)) => (&s.policy, Some((i, s.policy.name.as_str())), query),
-                    None => (
-                        &state.config.default_policy,
-                        Some((GLOBAL - 1, state.config.default_policy.name.as_str())),
-                        query,
-                    ),
-                }
-            };
-        if policy.mode != AuthMode::PassThrough && target::query_has_access_token(query) {
-            return self.deny(
-                &state,
-                service,
-                Denial::Target(TargetError::AccessTokenInQuery),
-            );
+        if let Verdict::Allow(allowed) = &outcome.verdict {
+            if !apply_header_edits(allowed) {
+                return host_error_reply();
+            }
         }
-        let header_pairs = headers.iter().map(|(n, v)| (n.as_str(), v.as_slice()));
-        let verdict = if matches!(policy.mode, AuthMode::Token(_)) {
-            let now = now_ms();
-            state.with_keys(now, |keys| {
-                policy::decide(
-                    policy,
-                    header_pairs,
-                    TokenInputs {
-                        now: i64::try_from(now / 1_000).unwrap_or(i64::MAX),
-                        keys,
-                        cache: Some(&state.token_cache),
-                    },
-                )
-            })
-        } else {
-            policy::decide(
-                policy,
-                header_pairs,
-                TokenInputs {
-                    now: 0,
-                    keys: Keys::NotYet,
-                    cache: None,
-                },
-            )
-        };
-        match verdict {
-            Verdict::PassThrough => {
-                state
-                    .metrics
-                    .outcome(service, "", "requests_passed_through");
-                Action::Continue
+        for event in stats::events(&outcome.verdict) {
+            state.metrics.record(&state.config, outcome.scope, event);
+        }
+        match outcome.verdict {
+            Verdict::Deny(denial) => {
+                if denial == Denial::Token(TokenError::UnknownKid) {
+                    state.early_refetch_wanted.set(true);
+                }
+                send_local_reply(&state.reply(denial))
             }
-            Verdict::Allow(allowed) => {
-                let map = abi::HTTP_REQUEST_HEADERS;
-                let removed = (!allowed.remove_authorization
-                    || abi::remove_header(map, "authorization").is_ok())
-                    && allowed
-                        .remove_headers
-                        .iter()
-                        .all(|name| abi::remove_header(map, name).is_ok())
-                    && allowed
-                        .set_headers
-                        .iter()
-                        .all(|(name, value)| abi::replace_header(map, name, value).is_ok());
-                if !removed {
-                    return host_error_reply();
-                }
-                let metrics = &state.metrics;
-                metrics.outcome(service, "", "requests_allowed");
-                match allowed.key {
-                    Some(KeySlot::Primary) => metrics.outcome(service, "", "key_used.primary"),
-                    Some(KeySlot::Secondary) => metrics.outcome(service, "", "key_used.secondary"),
-                    None => metrics.outcome(service, "", "token_accepted"),
-                }
-                match allowed.cache_hit {
-                    Some(true) => metrics.event(None, "", "token_cache.hit"),
-                    Some(false) => metrics.event(None, "", "token_cache.miss"),
-                    None => {}
-                }
-                Action::Continue
-            }
-            Verdict::Deny(denial) => self.deny(&state, service, denial),
+            Verdict::PassThrough | Verdict::Allow(_) => Action::Continue,
         }
     }
+}
+
+/// What the request decision may ask of the host.
+struct RequestHost<'a>(&'a State);
+
+impl decision::Host for RequestHost<'_> {
+    fn headers(&mut self) -> Option<Vec<(String, Vec<u8>)>> {
+        abi::get_header_pairs(abi::HTTP_REQUEST_HEADERS).ok()
+    }
+
+    fn property(&mut self, path: &[&str]) -> Option<String> {
+        property(path)
+    }
+
+    fn with_token_inputs(&mut self, judge: &mut dyn FnMut(TokenInputs<'_>) -> Verdict) -> Verdict {
+        let state = self.0;
+        let now = now_ms();
+        state.with_keys(now, |keys| {
+            judge(TokenInputs {
+                now: i64::try_from(now / 1_000).unwrap_or(i64::MAX),
+                keys,
+                cache: Some(&state.token_cache),
+            })
+        })
+    }
+}
+
+/// Removes and sets the request headers an accepted credential implies; false when the host
+/// refused one (the request is then not forwarded).
+fn apply_header_edits(allowed: &Allowed) -> bool {
+    let map = abi::HTTP_REQUEST_HEADERS;
+    (!allowed.remove_authorization || abi::remove_header(map, "authorization").is_ok())
+        && allowed
+            .remove_headers
+            .iter()
+            .all(|name| abi::remove_header(map, name).is_ok())
+        && allowed
+            .set_headers
+            .iter()
+            .all(|(name, value)| abi::replace_header(map, name, value).is_ok())
 }
 
 /// A string property of the stream (`xds.route_name`...), `None` when absent or unreadable.

@@ -13,6 +13,7 @@ pub mod keys;
 pub mod policy;
 pub mod request;
 pub mod rsa;
+pub mod stats;
 pub mod status;
 pub mod token_cache;
 

@@ -138,15 +138,15 @@ impl Prefixes {
 /// What the host knows of a request that selection reads: raw header bytes, and Envoy's own
 /// routing decision when the configuration selects by route.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Target<'a> {
+pub struct Target<'a, 'r> {
     /// `:authority` bytes, as received.
     pub authority: Option<&'a [u8]>,
     /// `:path` bytes, as received.
     pub path: Option<&'a [u8]>,
     /// Envoy's route name (`xds.route_name`).
-    pub route_name: Option<&'a str>,
+    pub route_name: Option<&'r str>,
     /// Envoy's upstream cluster (`xds.cluster_name`).
-    pub cluster: Option<&'a str>,
+    pub cluster: Option<&'r str>,
 }
 
 /// A selected service (`None`: the default policy) and the request's query.
@@ -219,7 +219,7 @@ impl Router {
     /// cluster (and a path whose canonical form differs from its spelling is refused, as Envoy
     /// matched the spelling); by prefix, the longest prefix of the canonical path for the
     /// canonical host.
-    pub fn select<'a>(&self, request: Target<'a>) -> Result<Selected<'a>, TargetError> {
+    pub fn select<'a>(&self, request: Target<'a, '_>) -> Result<Selected<'a>, TargetError> {
         let host = target::host(request.authority.unwrap_or_default())?;
         let path = target::path(request.path.unwrap_or_default())?;
         let service = if self.route_mode {
