@@ -15,7 +15,7 @@ use crate::jwks_cache::{
     self, CallHead, FetchFailure, Freshness, Meta, SourceTiming, TickDecision,
 };
 use crate::jwt::TokenError;
-use crate::policy::{Allowed, Keys, TokenInputs, Unavailable, Verdict};
+use crate::policy::{Allowed, Exposed, Keys, TokenInputs, Unavailable, Verdict};
 use crate::request::decision::{self, Scope};
 use crate::request::router::Router;
 use crate::stats::{self, Event};
@@ -186,7 +186,11 @@ impl State {
         if let Some((_, reply)) = self.replies.borrow().iter().find(|(d, _)| *d == denial) {
             return Rc::clone(reply);
         }
-        let reply = Rc::new(status::reply(denial, &self.config.realm));
+        let claim = match denial {
+            Denial::ClaimNotAllowed(id) => self.config.required_claim_name(id),
+            _ => None,
+        };
+        let reply = Rc::new(status::reply_naming(denial, &self.config.realm, claim));
         self.replies.borrow_mut().push((denial, Rc::clone(&reply)));
         reply
     }
@@ -643,6 +647,37 @@ struct Request {
 
 impl Context for Request {}
 
+/// Filter state names (Envoy prefixes them with `wasm.`).
+const PRINCIPAL_STATE: &str = "aml_auth_principal";
+const SERVICE_STATE: &str = "aml_auth_service";
+
+/// Removes every configured claim header from the request; false when the host refused.
+fn strip_claim_headers(state: &State) -> bool {
+    state
+        .config
+        .claim_headers
+        .iter()
+        .all(|name| abi::remove_header(abi::HTTP_REQUEST_HEADERS, name).is_ok())
+}
+
+/// Records the caller's identity and service as filter state (`wasm.aml_auth_principal`,
+/// `wasm.aml_auth_service`), for access logs and later filters.
+fn expose(exposed: &Exposed) {
+    for (name, value) in [
+        (PRINCIPAL_STATE, exposed.principal.as_deref()),
+        (SERVICE_STATE, Some(exposed.service.as_str())),
+    ] {
+        if let Some(value) = value {
+            if let Err(status) = abi::set_property(name, value.as_bytes()) {
+                log(
+                    LogLevel::Warn,
+                    &format!("aml-auth-filter: could not set filter state {name}: {status:?}"),
+                );
+            }
+        }
+    }
+}
+
 /// Sends a local reply. Should the host refuse it, the request stays paused (never forwarded)
 /// until Envoy's own timeout ends it.
 fn send_reply(status: u32, headers: &[(&str, &str)], body: &[u8]) {
@@ -666,6 +701,13 @@ impl HttpContext for Request {
         let Some(state) = self.state.clone() else {
             return send_local_reply(&status::not_configured());
         };
+        if !strip_claim_headers(&state) {
+            log(
+                LogLevel::Error,
+                "aml-auth-filter: could not remove incoming claim headers; request refused",
+            );
+            return host_error_reply();
+        }
         let Ok(outcome) = decision::decide(&state.config, &state.router, &mut RequestHost(&state))
         else {
             return host_error_reply();
@@ -673,6 +715,9 @@ impl HttpContext for Request {
         if let Verdict::Allow(allowed) = &outcome.verdict {
             if !apply_header_edits(allowed) {
                 return host_error_reply();
+            }
+            if let Some(exposed) = &allowed.exposed {
+                expose(exposed);
             }
         }
         for event in stats::events(&outcome.verdict) {
@@ -720,10 +765,6 @@ impl decision::Host for RequestHost<'_> {
 fn apply_header_edits(allowed: &Allowed) -> bool {
     let map = abi::HTTP_REQUEST_HEADERS;
     (!allowed.remove_authorization || abi::remove_header(map, "authorization").is_ok())
-        && allowed
-            .remove_headers
-            .iter()
-            .all(|name| abi::remove_header(map, name).is_ok())
         && allowed
             .set_headers
             .iter()

@@ -15,6 +15,7 @@ pub mod request;
 pub mod rsa;
 pub mod stats;
 pub mod status;
+pub mod token;
 pub mod token_cache;
 
 #[cfg(not(target_arch = "wasm32"))]

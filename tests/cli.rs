@@ -651,11 +651,8 @@ fn token_issue_rs256_and_es256_verify_with_the_filters_own_verifier() {
     let keys = parse_jwks(set.to_string().as_bytes()).unwrap();
     assert!(keys.dropped.is_empty());
     let policy = TokenPolicy {
-        issuer: iss.into(),
         audiences: Some(vec![aud.into()]),
-        clock_skew_seconds: 60,
-        max_lifetime_seconds: None,
-        require_expiration: true,
+        ..TokenPolicy::new(vec![iss.into()])
     };
     for (pem, alg, ttl) in [
         ("rsa-a.pem", "RS256", 3600i64),
@@ -752,11 +749,9 @@ fn token_issue_other_algorithms_and_explicit_kid() {
     let token = stdout(&out).lines().next().unwrap().to_string();
     let keys = parse_jwks(set.to_string().as_bytes()).unwrap();
     let policy = TokenPolicy {
-        issuer: "i".into(),
         audiences: Some(vec!["a".into()]),
-        clock_skew_seconds: 60,
         max_lifetime_seconds: Some(60),
-        require_expiration: true,
+        ..TokenPolicy::new(vec!["i".into()])
     };
     assert_eq!(
         verify(&token, &keys.keys, &policy, unix_now())
@@ -944,11 +939,8 @@ fn jwks_admits_every_algorithm_token_issue_signs_with() {
     let set = jwks_of(&["rsa-a.pem", "p256-a.pem", "ed25519-a.pem"]);
     let keys = parse_jwks(set.to_string().as_bytes()).unwrap().keys;
     let policy = TokenPolicy {
-        issuer: "i".into(),
         audiences: Some(vec!["a".into()]),
-        clock_skew_seconds: 60,
-        max_lifetime_seconds: None,
-        require_expiration: true,
+        ..TokenPolicy::new(vec!["i".into()])
     };
     let cases = [
         ("rsa-a.pem", "RS256"),
