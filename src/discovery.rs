@@ -70,6 +70,9 @@ pub fn read_document(
     own_cluster: bool,
 ) -> Result<JwksLocation, DiscoveryError> {
     let checked = crate::token::strict_json::parse(body).map_err(|_| DiscoveryError::NotJson)?;
+    if checked.duplicate.is_some() {
+        return Err(DiscoveryError::NotJson);
+    }
     let doc = match checked.value {
         Value::Object(map) => map,
         _ => return Err(DiscoveryError::NotJson),
