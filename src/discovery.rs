@@ -69,8 +69,8 @@ pub fn read_document(
     issuers: &[String],
     own_cluster: bool,
 ) -> Result<JwksLocation, DiscoveryError> {
-    let checked = crate::jwks::parse_checked(body).ok_or(DiscoveryError::NotJson)?;
-    if checked.duplicate {
+    let checked = crate::token::strict_json::parse(body).map_err(|_| DiscoveryError::NotJson)?;
+    if checked.duplicate.is_some() {
         return Err(DiscoveryError::NotJson);
     }
     let doc = match checked.value {

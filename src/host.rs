@@ -16,7 +16,7 @@ use crate::jwks_cache::{
 };
 use crate::jwt::TokenError;
 use crate::keys::KeySlot;
-use crate::policy::{self, Keys, TokenInputs, Unavailable, Verdict};
+use crate::policy::{self, Exposed, Keys, TokenInputs, Unavailable, Verdict};
 use crate::router::Router;
 use crate::status::{self, Denial, LocalReply};
 use crate::token_cache::{self, TokenCache};
@@ -197,7 +197,11 @@ impl State {
         if let Some((_, reply)) = self.replies.borrow().iter().find(|(d, _)| *d == denial) {
             return Rc::clone(reply);
         }
-        let reply = Rc::new(status::reply(denial, &self.config.realm));
+        let claim = match denial {
+            Denial::ClaimNotAllowed(id) => self.config.required_claim_name(id),
+            _ => None,
+        };
+        let reply = Rc::new(status::reply_naming(denial, &self.config.realm, claim));
         self.replies.borrow_mut().push((denial, Rc::clone(&reply)));
         reply
     }
@@ -478,62 +482,52 @@ impl Context for Root {
         }
         self.in_flight = None;
         let now = now_ms();
-        let outcome = read_call_body(body_size).and_then(|body| match step {
-            Step::Keys => read_key_set(body),
-            Step::Document => Ok(body),
+        let body = read_call_body(body_size);
+        match step {
+            Step::Keys => self.finish_fetch(&state, source, now, body.and_then(read_key_set)),
+            Step::Document => self.document_fetched(&state, source, now, body),
+        }
+    }
+}
+
+impl Root {
+    /// Reads a fetched discovery document and, when it is good, fetches the key set it names.
+    fn document_fetched(
+        &mut self,
+        state: &State,
+        source: usize,
+        now: u64,
+        body: Result<Vec<u8>, FetchFailure>,
+    ) {
+        let Some(remote) = state.token_settings().and_then(|t| t.remote.get(source)) else {
+            return;
+        };
+        let Some(discovery) = &remote.discovery else {
+            return;
+        };
+        let located = body.map_err(|f| f.code()).and_then(|body| {
+            crate::discovery::read_document(
+                &body,
+                &remote.uri,
+                &remote.authority,
+                &discovery.issuers,
+                discovery.jwks_cluster.is_some(),
+            )
+            .map_err(|e| e.code())
         });
-        if let Err(failure) = &outcome {
-            if let Ok((code, message)) = abi::get_status() {
+        state.count_discovery(located.as_ref().map(|_| ()).map_err(|r| *r));
+        match located {
+            Ok(at) => self.dispatch(state, source, now, Step::Keys, &at.authority, &at.path),
+            Err(reason) => {
                 log(
-                    LogLevel::Info,
+                    LogLevel::Warn,
                     &format!(
-                        "aml-auth-filter: JWKS call from source {source}: {} (host status {code} {:?})",
-                        failure.code(),
-                        String::from_utf8_lossy(&message)
+                        "aml-auth-filter: discovery document of source {source} refused: {reason}"
                     ),
                 );
+                self.finish_fetch(state, source, now, Err(FetchFailure::Discovery));
             }
         }
-        if step == Step::Document {
-            let Some(remote) = state.token_settings().and_then(|t| t.remote.get(source)) else {
-                return;
-            };
-            let Some(discovery) = &remote.discovery else {
-                return;
-            };
-            let located = outcome.map_err(|f| f.code()).and_then(|body| {
-                crate::discovery::read_document(
-                    &body,
-                    &remote.uri,
-                    &remote.authority,
-                    &discovery.issuers,
-                    discovery.jwks_cluster.is_some(),
-                )
-                .map_err(|e| e.code())
-            });
-            state.count_discovery(located.as_ref().map(|_| ()).map_err(|r| *r));
-            match located {
-                Ok(location) => {
-                    self.dispatch(
-                        &state,
-                        source,
-                        now,
-                        Step::Keys,
-                        &location.authority,
-                        &location.path,
-                    );
-                }
-                Err(reason) => {
-                    log(
-                        LogLevel::Warn,
-                        &format!("aml-auth-filter: discovery document of source {source} refused: {reason}"),
-                    );
-                    self.finish_fetch(&state, source, now, Err(FetchFailure::Discovery));
-                }
-            }
-            return;
-        }
-        self.finish_fetch(&state, source, now, outcome);
     }
 }
 
@@ -552,11 +546,22 @@ fn read_call_body(body_size: usize) -> Result<Vec<u8>, FetchFailure> {
         .ok()
         .flatten();
     let host_status = abi::get_status().ok();
-    jwks_cache::classify_head(&CallHead {
+    let head = jwks_cache::classify_head(&CallHead {
         status: status.as_deref(),
         host_status: host_status.as_ref().map(|(c, m)| (*c, m.as_slice())),
         body_size,
-    })?;
+    });
+    if let (Err(failure), Some((code, message))) = (&head, &host_status) {
+        log(
+            LogLevel::Info,
+            &format!(
+                "aml-auth-filter: call to the JWKS host ended: {} (host status {code} {:?})",
+                failure.code(),
+                String::from_utf8_lossy(message)
+            ),
+        );
+    }
+    head?;
     abi::get_buffer(abi::HTTP_CALL_RESPONSE_BODY, 0, body_size)
         .ok()
         .flatten()
@@ -654,6 +659,37 @@ struct Request {
 
 impl Context for Request {}
 
+/// Filter state names (Envoy prefixes them with `wasm.`).
+const PRINCIPAL_STATE: &str = "aml_auth_principal";
+const SERVICE_STATE: &str = "aml_auth_service";
+
+/// Removes every configured claim header from the request; false when the host refused.
+fn strip_claim_headers(state: &State) -> bool {
+    state
+        .config
+        .claim_headers
+        .iter()
+        .all(|name| abi::remove_header(abi::HTTP_REQUEST_HEADERS, name).is_ok())
+}
+
+/// Records the caller's identity and service as filter state (`wasm.aml_auth_principal`,
+/// `wasm.aml_auth_service`), for access logs and later filters.
+fn expose(exposed: &Exposed) {
+    for (name, value) in [
+        (PRINCIPAL_STATE, exposed.principal.as_deref()),
+        (SERVICE_STATE, Some(exposed.service.as_str())),
+    ] {
+        if let Some(value) = value {
+            if let Err(status) = abi::set_property(name, value.as_bytes()) {
+                log(
+                    LogLevel::Warn,
+                    &format!("aml-auth-filter: could not set filter state {name}: {status:?}"),
+                );
+            }
+        }
+    }
+}
+
 impl Request {
     fn deny(&self, state: &State, service: ServiceTag<'_>, denial: Denial) -> Action {
         state.metrics.outcome(service, "", "requests_denied");
@@ -713,6 +749,13 @@ impl HttpContext for Request {
             );
             return Action::Pause;
         };
+        if !strip_claim_headers(&state) {
+            log(
+                LogLevel::Error,
+                "aml-auth-filter: could not remove incoming claim headers; request refused",
+            );
+            return host_error_reply();
+        }
         if state.config.services.is_empty()
             && state.config.default_policy.mode == AuthMode::PassThrough
         {
@@ -776,18 +819,17 @@ impl HttpContext for Request {
             }
             Verdict::Allow(allowed) => {
                 let map = abi::HTTP_REQUEST_HEADERS;
-                let removed = (!allowed.remove_authorization
+                let edited = (!allowed.remove_authorization
                     || abi::remove_header(map, "authorization").is_ok())
-                    && allowed
-                        .remove_headers
-                        .iter()
-                        .all(|name| abi::remove_header(map, name).is_ok())
                     && allowed
                         .set_headers
                         .iter()
                         .all(|(name, value)| abi::replace_header(map, name, value).is_ok());
-                if !removed {
+                if !edited {
                     return host_error_reply();
+                }
+                if let Some(exposed) = &allowed.exposed {
+                    expose(exposed);
                 }
                 let metrics = &state.metrics;
                 metrics.outcome(service, "", "requests_allowed");

@@ -14,6 +14,7 @@ pub mod keys;
 pub mod policy;
 pub mod router;
 pub mod status;
+pub mod token;
 pub mod token_cache;
 
 /// The RSA verifier, at its historical path.

@@ -609,11 +609,9 @@ fn trace_agrees_with_verify() {
         .unwrap()
         .keys;
     let policy = TokenPolicy {
-        issuer: ISS.into(),
         audiences: Some(vec![AUD.into()]),
-        clock_skew_seconds: 60,
         max_lifetime_seconds: Some(3600),
-        require_expiration: true,
+        ..TokenPolicy::new(vec![ISS.into()])
     };
     let kid = signing_key("rsa-a.pem").thumbprint();
     let tokens = [
