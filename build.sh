@@ -263,6 +263,8 @@ cmd_fuzz() {
   ensure_fuzz_tools
   local seconds="${FUZZ_SECONDS:-60}" target out runs summary=()
   fuzz_seeds
+  log "building the fuzz targets (cargo +nightly fuzz build; the first build takes minutes)"
+  cargo +nightly fuzz build --debug-assertions
   for target in "${FUZZ_TARGETS[@]}"; do
     log "fuzzing $target for ${seconds}s"
     out=$(mktemp)
@@ -383,7 +385,10 @@ cmd_demo() {
 
 cmd_validate() {
   ensure_envoy
-  [ -f "$WASM" ] || cmd_wasm
+  # The module is rebuilt only when missing or older than its sources.
+  if [ ! -f "$WASM" ] || [ -n "$(find src Cargo.toml Cargo.lock -newer "$WASM" -print -quit)" ]; then
+    cmd_wasm
+  fi
   validate_shipped_configs "$@"
 }
 

@@ -1,12 +1,16 @@
 //! Plugin configuration: the JSON object is parsed, then compiled into a validated [`FilterConfig`];
 //! every refusal is a [`ConfigError`] naming the field.
 
+use std::cell::RefCell;
+
 use serde_json::{Map, Value};
 
 use crate::jwks::{parse_jwks, JwksError};
 use crate::jwks_cache::SourceTiming;
-use crate::jwt::TokenPolicy;
+use crate::jwt::{TokenPolicy, DEFAULT_MAX_TOKEN_LEN, MAX_TOKEN_LEN, MIN_TOKEN_LEN};
 use crate::keys::{KeyDigest, KeyPair};
+use crate::token::claims::{RequiredClaim, SPACE_SEPARATED_CLAIM};
+use crate::token::strict_json::{self, StrictError};
 
 /// A refused configuration: the path of the offending field and what is wrong with it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,11 +69,21 @@ pub enum AuthMode {
 /// Token auth settings of one service.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenService {
-    /// Issuer, audiences, time rules.
+    /// Issuers, audiences, time rules, size limit.
     pub policy: TokenPolicy,
     /// Verified claims copied to request headers.
     pub claim_to_headers: Vec<ClaimHeader>,
+    /// Claims the token must hold, checked after the signature (every rule must be met).
+    pub required_claims: Vec<RequiredClaim>,
+    /// The claim whose value is the caller's identity (`token.principal_claim`, default `sub`).
+    pub principal_claim: String,
 }
+
+/// Most rules in one `required_claims` object, and most allowed values in one rule.
+pub const MAX_REQUIRED_CLAIMS: usize = 32;
+
+/// Most allowed values of one required claim.
+pub const MAX_ALLOWED_VALUES: usize = 256;
 
 /// One claim copied into one request header.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,11 +103,16 @@ pub struct ServicePolicy {
     pub mode: AuthMode,
     /// Whether the Authorization header travels upstream after a successful check.
     pub forward_authorization: bool,
+    /// Whether an allowed request carries the caller's identity and the service name as Envoy
+    /// filter state (`expose_principal`).
+    pub expose_principal: bool,
 }
 
 /// Where the workspace's JWKS comes from; shared by every service.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenSettings {
+    /// Every configured issuer (`token.issuer`, a string or an array), in configuration order.
+    pub issuers: Vec<String>,
     /// Keys given inline (`local_jwks`), always usable.
     pub local_jwks: Option<Value>,
     /// Remote sources tried in order (`remote_jwks`).
@@ -106,16 +125,28 @@ pub struct TokenSettings {
 /// One remote JWKS source.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RemoteJwks {
-    /// Envoy cluster the fetch goes through.
+    /// Envoy cluster the fetch goes through (with discovery: the discovery document's fetch).
     pub cluster: String,
-    /// The URI as configured (for logs).
+    /// The URI as configured (`uri`, or `discovery_uri`; for logs).
     pub uri: String,
     /// `:authority` sent.
     pub authority: String,
     /// `:path` sent.
     pub path: String,
+    /// Set when `uri` is an OpenID Connect discovery document that names the JWKS location.
+    pub discovery: Option<Discovery>,
     /// Timeout, refresh period and staleness limit.
     pub timing: SourceTiming,
+}
+
+/// How a discovery source finds its key set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Discovery {
+    /// The document's `issuer` must be one of these (the configured issuers).
+    pub issuers: Vec<String>,
+    /// Cluster for `jwks_uri` (`jwks_cluster`); without it `jwks_uri` must have the discovery
+    /// document's authority and goes through the same cluster.
+    pub jwks_cluster: Option<String>,
 }
 
 /// A validated plugin configuration.
@@ -129,6 +160,21 @@ pub struct FilterConfig {
     pub services: Vec<ServiceRoute>,
     /// Workspace-wide token settings, when a `token` object is configured.
     pub token: Option<TokenSettings>,
+    /// Every header named by a `claim_to_headers` entry anywhere in the configuration (sorted,
+    /// once each): removed from every request before anything else, whatever its policy.
+    pub claim_headers: Vec<String>,
+    /// Names of the required claims, indexed by [`RequiredClaim::name_id`].
+    pub required_claim_names: Vec<String>,
+}
+
+impl FilterConfig {
+    /// The name of the required claim a denial refers to.
+    pub fn required_claim_name(&self, name_id: u32) -> Option<&str> {
+        usize::try_from(name_id)
+            .ok()
+            .and_then(|i| self.required_claim_names.get(i))
+            .map(String::as_str)
+    }
 }
 
 /// A service's policy and where it applies.
@@ -146,25 +192,21 @@ pub struct ServiceRoute {
 /// Looks up an environment variable of the VM (for `env:NAME` key values).
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
-const POLICY_FIELDS: [&str; 6] = [
+const POLICY_FIELDS: [&str; 8] = [
     "auth_enabled",
     "primary_key",
     "secondary_key",
     "token_auth_enabled",
     "forward_authorization",
     "claim_to_headers",
+    "required_claims",
+    "expose_principal",
 ];
 
 /// Parses and validates a plugin configuration. An empty document means all defaults, which
 /// is refused because key auth is on by default and needs a key.
 pub fn parse(json: &[u8], env: EnvLookup<'_>) -> Result<FilterConfig, ConfigError> {
-    let trimmed = json.iter().all(u8::is_ascii_whitespace);
-    let value: Value = if trimmed {
-        Value::Object(Map::new())
-    } else {
-        serde_json::from_slice(json)
-            .map_err(|e| ConfigError::new("", format!("not valid JSON: {e}")))?
-    };
+    let value = read_strict(json)?;
     let root = Obj::new("", &value)?;
     root.only(&[
         "auth_enabled",
@@ -175,43 +217,126 @@ pub fn parse(json: &[u8], env: EnvLookup<'_>) -> Result<FilterConfig, ConfigErro
         "realm",
         "token",
         "services",
+        "max_token_bytes",
+        "required_claims",
+        "expose_principal",
     ])?;
     let realm = match root.string("realm")? {
         None => DEFAULT_REALM.to_string(),
         Some(r) => validate_realm(&root.path("realm"), r)?,
     };
+    let max_token_bytes = root
+        .u64(
+            "max_token_bytes",
+            MIN_TOKEN_LEN as u64,
+            MAX_TOKEN_LEN as u64,
+        )?
+        .map_or(DEFAULT_MAX_TOKEN_LEN, |n| {
+            usize::try_from(n).unwrap_or(DEFAULT_MAX_TOKEN_LEN)
+        });
     let token_obj = root.object("token")?;
-    let (token, workspace_policy, default_claims) = match &token_obj {
-        None => (None, None, None),
+    let (token, workspace_token) = match &token_obj {
+        None => (None, None),
         Some(t) => {
-            let (settings, policy, claims) = compile_token(t)?;
-            (Some(settings), Some(policy), Some(claims))
+            let (settings, workspace_token) = compile_token(t, max_token_bytes)?;
+            (Some(settings), Some(workspace_token))
         }
     };
     let workspace = Workspace {
-        policy: workspace_policy,
-        claims: default_claims,
+        token: workspace_token,
         env,
+        required_names: RefCell::new(Vec::new()),
+        claim_headers: RefCell::new(Vec::new()),
     };
-    let defaults = Inherited::from_root(&root)?;
+    if let Some(t) = &workspace.token {
+        workspace.note_claim_headers(&t.claims);
+    }
+    let defaults = Inherited::from_root(&root, &workspace)?;
     let default_policy = compile_policy(&root, DEFAULT_SERVICE, &defaults, &workspace, None)?;
+    let mut inherited_rules_used =
+        matches!(default_policy.mode, AuthMode::Token(_)) && defaults.required_claims.is_some();
     let services = match root.array("services")? {
         None => Vec::new(),
-        Some(items) => compile_services(&root.path("services"), items, &defaults, &workspace)?,
+        Some(items) => {
+            let (services, used) =
+                compile_services(&root.path("services"), items, &defaults, &workspace)?;
+            inherited_rules_used |= used;
+            services
+        }
     };
+    if defaults.required_claims.is_some() && !inherited_rules_used {
+        return Err(ConfigError::new(
+            root.path("required_claims"),
+            "no token-mode policy inherits these rules (only token auth checks required_claims): set them on the token-mode services, or remove them",
+        ));
+    }
+    let mut claim_headers = workspace.claim_headers.take();
+    claim_headers.sort_unstable();
+    claim_headers.dedup();
     Ok(FilterConfig {
         realm,
         default_policy,
         services,
         token,
+        claim_headers,
+        required_claim_names: workspace.required_names.take(),
     })
 }
 
-/// Workspace-wide inputs every policy may need.
+/// The document as one strict JSON value: repeated members (at any depth, escaped spellings
+/// included) and nesting past 64 levels are refused. Blank input is the empty object.
+fn read_strict(json: &[u8]) -> Result<Value, ConfigError> {
+    if json.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Object(Map::new()));
+    }
+    let checked = strict_json::parse(json).map_err(|e| match e {
+        StrictError::TooDeep => {
+            ConfigError::new("", "objects and arrays nest deeper than 64 levels")
+        }
+        StrictError::Syntax(message) => ConfigError::new("", format!("not valid JSON: {message}")),
+    })?;
+    match checked.duplicate {
+        None => Ok(checked.value),
+        Some(path) => Err(ConfigError::new(
+            path.to_string(),
+            "appears twice in its object (duplicate members are refused, escaped spellings of a name included: which one a reader sees depends on the reader)",
+        )),
+    }
+}
+
+/// The workspace-wide token rules every token-mode policy starts from.
+struct WorkspaceToken {
+    policy: TokenPolicy,
+    claims: Vec<ClaimHeader>,
+    principal_claim: String,
+}
+
+/// Workspace-wide inputs every policy may need, and what compiling collects across policies.
 struct Workspace<'a> {
-    policy: Option<TokenPolicy>,
-    claims: Option<Vec<ClaimHeader>>,
+    token: Option<WorkspaceToken>,
     env: EnvLookup<'a>,
+    required_names: RefCell<Vec<String>>,
+    claim_headers: RefCell<Vec<String>>,
+}
+
+impl Workspace<'_> {
+    fn name_id(&self, claim: &str) -> u32 {
+        let mut names = self.required_names.borrow_mut();
+        let index = match names.iter().position(|n| n == claim) {
+            Some(i) => i,
+            None => {
+                names.push(claim.to_string());
+                names.len().saturating_sub(1)
+            }
+        };
+        u32::try_from(index).unwrap_or(u32::MAX)
+    }
+
+    fn note_claim_headers(&self, claims: &[ClaimHeader]) {
+        self.claim_headers
+            .borrow_mut()
+            .extend(claims.iter().map(|c| c.header.clone()));
+    }
 }
 
 /// Top-level values that services inherit.
@@ -219,20 +344,70 @@ struct Inherited<'a> {
     auth_enabled: Option<bool>,
     token_auth_enabled: Option<bool>,
     forward_authorization: Option<bool>,
+    expose_principal: Option<bool>,
     primary_key: Option<&'a str>,
     secondary_key: Option<&'a str>,
+    required_claims: Option<Vec<RequiredClaim>>,
 }
 
 impl<'a> Inherited<'a> {
-    fn from_root(root: &Obj<'a>) -> Result<Self, ConfigError> {
+    fn from_root(root: &Obj<'a>, workspace: &Workspace<'_>) -> Result<Self, ConfigError> {
         Ok(Inherited {
             auth_enabled: root.bool("auth_enabled")?,
             token_auth_enabled: root.bool("token_auth_enabled")?,
             forward_authorization: root.bool("forward_authorization")?,
+            expose_principal: root.bool("expose_principal")?,
             primary_key: root.string("primary_key")?,
             secondary_key: root.string("secondary_key")?,
+            required_claims: compile_required(root, workspace)?,
         })
     }
+}
+
+/// The `required_claims` object of `obj`, when present.
+fn compile_required(
+    obj: &Obj<'_>,
+    workspace: &Workspace<'_>,
+) -> Result<Option<Vec<RequiredClaim>>, ConfigError> {
+    let Some(rules) = obj.object("required_claims")? else {
+        return Ok(None);
+    };
+    if rules.map.len() > MAX_REQUIRED_CLAIMS {
+        return Err(ConfigError::new(
+            &rules.path,
+            format!("at most {MAX_REQUIRED_CLAIMS} claims may be required"),
+        ));
+    }
+    let mut out = Vec::with_capacity(rules.map.len());
+    for claim in rules.map.keys() {
+        let field = rules.path(claim);
+        if claim.is_empty() {
+            return Err(ConfigError::new(field, "a claim name must not be empty"));
+        }
+        let allowed = rules.string_list(claim)?.ok_or_else(|| {
+            ConfigError::new(&field, "must be a non-empty array of allowed strings")
+        })?;
+        if allowed.len() > MAX_ALLOWED_VALUES {
+            return Err(ConfigError::new(
+                field,
+                format!("at most {MAX_ALLOWED_VALUES} allowed values per claim"),
+            ));
+        }
+        if claim == SPACE_SEPARATED_CLAIM {
+            if let Some(i) = allowed.iter().position(|v| v.contains(' ')) {
+                return Err(ConfigError::new(
+                    format!("{field}[{i}]"),
+                    "scp is matched word by word (space-separated): a value with a space never matches",
+                ));
+            }
+        }
+        out.push(RequiredClaim {
+            claim: claim.clone(),
+            allowed,
+            name_id: workspace.name_id(claim),
+        });
+    }
+    Ok(Some(out))
 }
 
 fn compile_services(
@@ -240,7 +415,7 @@ fn compile_services(
     items: &[Value],
     defaults: &Inherited<'_>,
     workspace: &Workspace<'_>,
-) -> Result<Vec<ServiceRoute>, ConfigError> {
+) -> Result<(Vec<ServiceRoute>, bool), ConfigError> {
     if items.len() > MAX_SERVICES {
         return Err(ConfigError::new(
             path,
@@ -250,6 +425,7 @@ fn compile_services(
     let mut names = std::collections::HashSet::new();
     let mut routes = std::collections::HashSet::new();
     let mut out = Vec::with_capacity(items.len());
+    let mut inherited_rules_used = false;
     for (i, item) in items.iter().enumerate() {
         let obj = Obj::new(&format!("{path}[{i}]"), item)?;
         let mut allowed: Vec<&str> = POLICY_FIELDS.to_vec();
@@ -307,21 +483,58 @@ fn compile_services(
                 ));
             }
         }
-        let audiences = match obj.object("token")? {
+        let narrowing = match obj.object("token")? {
             None => None,
-            Some(t) => {
-                t.only(&["audiences"])?;
-                t.string_list("audiences")?
-            }
+            Some(t) => Some(compile_narrowing(&t, workspace)?),
         };
-        let policy = compile_policy(&obj, name, defaults, workspace, audiences)?;
+        let policy = compile_policy(&obj, name, defaults, workspace, narrowing)?;
+        inherited_rules_used |= matches!(policy.mode, AuthMode::Token(_))
+            && !obj.map.contains_key("required_claims")
+            && defaults.required_claims.is_some();
         out.push(ServiceRoute {
             policy,
             path_prefix: prefix.to_string(),
             hosts,
         });
     }
-    Ok(out)
+    Ok((out, inherited_rules_used))
+}
+
+/// A service's `token` object: what it narrows in the workspace's token rules.
+#[derive(Default)]
+struct Narrowing {
+    audiences: Option<Vec<String>>,
+    issuers: Option<Vec<String>>,
+}
+
+fn compile_narrowing(t: &Obj<'_>, workspace: &Workspace<'_>) -> Result<Narrowing, ConfigError> {
+    t.only(&["audiences", "issuers"])?;
+    let issuers = t.string_list("issuers")?;
+    if let Some(list) = &issuers {
+        let configured = workspace
+            .token
+            .as_ref()
+            .map(|w| w.policy.issuers.as_slice())
+            .unwrap_or_default();
+        for (i, issuer) in list.iter().enumerate() {
+            if !configured.contains(issuer) {
+                return Err(ConfigError::new(
+                    format!("{}[{i}]", t.path("issuers")),
+                    format!("`{issuer}` is not one of the issuers configured in token.issuer"),
+                ));
+            }
+            if list.get(..i).unwrap_or_default().contains(issuer) {
+                return Err(ConfigError::new(
+                    format!("{}[{i}]", t.path("issuers")),
+                    format!("`{issuer}` is listed twice"),
+                ));
+            }
+        }
+    }
+    Ok(Narrowing {
+        audiences: t.string_list("audiences")?,
+        issuers,
+    })
 }
 
 fn compile_hosts(path: &str, list: &[Value]) -> Result<Vec<String>, ConfigError> {
@@ -361,7 +574,7 @@ fn compile_policy(
     name: &str,
     defaults: &Inherited<'_>,
     workspace: &Workspace<'_>,
-    audiences: Option<Vec<String>>,
+    narrowing: Option<Narrowing>,
 ) -> Result<ServicePolicy, ConfigError> {
     let service = if name == DEFAULT_SERVICE {
         String::new()
@@ -380,12 +593,24 @@ fn compile_policy(
         .bool("forward_authorization")?
         .or(defaults.forward_authorization)
         .unwrap_or(false);
+    let expose_principal = obj
+        .bool("expose_principal")?
+        .or(defaults.expose_principal)
+        .unwrap_or(false);
+    let own_rules = if name == DEFAULT_SERVICE {
+        None
+    } else {
+        compile_required(obj, workspace)?
+    };
     let primary = obj.key("primary_key", defaults.primary_key, workspace.env)?;
     let secondary = obj.key("secondary_key", defaults.secondary_key, workspace.env)?;
     let claims = match obj.array("claim_to_headers")? {
         Some(list) => Some(compile_claims(&obj.path("claim_to_headers"), list)?),
         None => None,
     };
+    if let Some(c) = &claims {
+        workspace.note_claim_headers(c);
+    }
     if auth_enabled && token_auth_enabled {
         return Err(ConfigError::new(
             obj.path("token_auth_enabled"),
@@ -403,6 +628,12 @@ fn compile_policy(
             ));
         }
     }
+    if own_rules.is_some() && (auth_enabled || !token_auth_enabled) {
+        return Err(ConfigError::new(
+            obj.path("required_claims"),
+            format!("{service}required_claims is only checked in token mode (auth_enabled false, token_auth_enabled true)"),
+        ));
+    }
     let mode = if auth_enabled {
         let pair = KeyPair::new(primary, secondary).ok_or_else(|| {
             ConfigError::new(
@@ -412,21 +643,27 @@ fn compile_policy(
         })?;
         AuthMode::Key(pair)
     } else if token_auth_enabled {
-        let Some(workspace_policy) = &workspace.policy else {
+        let Some(workspace_token) = &workspace.token else {
             return Err(ConfigError::new(
                 obj.path("token_auth_enabled"),
                 format!("{service}token authentication needs the top-level `token` settings (issuer and a JWKS source)"),
             ));
         };
-        let mut policy = workspace_policy.clone();
-        if audiences.is_some() {
-            policy.audiences = audiences;
+        let mut policy = workspace_token.policy.clone();
+        let narrowing = narrowing.unwrap_or_default();
+        if narrowing.audiences.is_some() {
+            policy.audiences = narrowing.audiences;
+        }
+        if let Some(issuers) = narrowing.issuers {
+            policy.issuers = issuers;
         }
         AuthMode::Token(TokenService {
             policy,
-            claim_to_headers: claims
-                .or_else(|| workspace.claims.clone())
+            claim_to_headers: claims.unwrap_or_else(|| workspace_token.claims.clone()),
+            required_claims: own_rules
+                .or_else(|| defaults.required_claims.clone())
                 .unwrap_or_default(),
+            principal_claim: workspace_token.principal_claim.clone(),
         })
     } else {
         AuthMode::PassThrough
@@ -435,14 +672,17 @@ fn compile_policy(
         name: name.to_string(),
         mode,
         forward_authorization,
+        expose_principal,
     })
 }
 
 fn compile_token(
     t: &Obj<'_>,
-) -> Result<(TokenSettings, TokenPolicy, Vec<ClaimHeader>), ConfigError> {
+    max_token_bytes: usize,
+) -> Result<(TokenSettings, WorkspaceToken), ConfigError> {
     t.only(&[
         "issuer",
+        "principal_claim",
         "audiences",
         "local_jwks",
         "remote_jwks",
@@ -451,22 +691,25 @@ fn compile_token(
         "require_expiration",
         "claim_to_headers",
     ])?;
-    let issuer = t
-        .string("issuer")?
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| {
-            ConfigError::new(
-                t.path("issuer"),
-                "is required: the exact `iss` of the workspace's tokens",
-            )
-        })?;
+    let issuers = compile_issuers(t)?;
     let audiences = t.string_list("audiences")?;
     let policy = TokenPolicy {
-        issuer: issuer.to_string(),
+        issuers: issuers.clone(),
         audiences,
         clock_skew_seconds: t.u64("clock_skew_seconds", 0, 3_600)?.unwrap_or(60),
         max_lifetime_seconds: t.u64("max_lifetime_seconds", 1, 400 * 86_400)?,
         require_expiration: t.bool("require_expiration")?.unwrap_or(true),
+        max_token_bytes,
+    };
+    let principal_claim = match t.string("principal_claim")? {
+        None => "sub".to_string(),
+        Some("") => {
+            return Err(ConfigError::new(
+                t.path("principal_claim"),
+                "must name a claim (default `sub`)",
+            ))
+        }
+        Some(name) => name.to_string(),
     };
     let local_jwks = match t.map.get("local_jwks") {
         None => None,
@@ -488,6 +731,7 @@ fn compile_token(
             Some(v.clone())
         }
     };
+    let issuer_list = issuers.clone();
     let remote = match t.map.get("remote_jwks") {
         None => Vec::new(),
         Some(Value::Array(items)) => {
@@ -499,14 +743,17 @@ fn compile_token(
             }
             let mut out = Vec::with_capacity(items.len());
             for (i, item) in items.iter().enumerate() {
-                out.push(compile_remote(&Obj::new(
-                    &format!("{}[{i}]", t.path("remote_jwks")),
-                    item,
-                )?)?);
+                out.push(compile_remote(
+                    &Obj::new(&format!("{}[{i}]", t.path("remote_jwks")), item)?,
+                    &issuer_list,
+                )?);
             }
             out
         }
-        Some(v @ Value::Object(_)) => vec![compile_remote(&Obj::new(&t.path("remote_jwks"), v)?)?],
+        Some(v @ Value::Object(_)) => vec![compile_remote(
+            &Obj::new(&t.path("remote_jwks"), v)?,
+            &issuer_list,
+        )?],
         Some(other) => {
             return Err(t.wrong_type("remote_jwks", "an object or an array of objects", other))
         }
@@ -527,18 +774,52 @@ fn compile_token(
         fingerprint_input.push('\n');
         fingerprint_input.push_str(&r.uri);
         fingerprint_input.push('\n');
+        if let Some(d) = &r.discovery {
+            fingerprint_input.push_str("discovery\n");
+            fingerprint_input.push_str(d.jwks_cluster.as_deref().unwrap_or_default());
+            fingerprint_input.push('\n');
+        }
     }
     let fingerprint = KeyDigest::of(fingerprint_input.as_bytes()).to_configured();
     let fingerprint = fingerprint.get(7..23).unwrap_or_default().to_string();
     Ok((
         TokenSettings {
+            issuers,
             local_jwks,
             remote,
             fingerprint,
         },
-        policy,
-        claims,
+        WorkspaceToken {
+            policy,
+            claims,
+            principal_claim,
+        },
     ))
+}
+
+/// `token.issuer`: one issuer, or a non-empty array of distinct ones.
+fn compile_issuers(t: &Obj<'_>) -> Result<Vec<String>, ConfigError> {
+    let field = t.path("issuer");
+    let required =
+        "is required: the exact `iss` of the workspace's tokens (a string, or an array of strings)";
+    let issuers = match t.map.get("issuer") {
+        None => return Err(ConfigError::new(field, required)),
+        Some(Value::String(s)) if s.is_empty() => return Err(ConfigError::new(field, required)),
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(_)) => t.string_list("issuer")?.unwrap_or_default(),
+        Some(other) => {
+            return Err(t.wrong_type("issuer", "a string or an array of strings", other))
+        }
+    };
+    for (i, issuer) in issuers.iter().enumerate() {
+        if issuers.get(..i).unwrap_or_default().contains(issuer) {
+            return Err(ConfigError::new(
+                format!("{field}[{i}]"),
+                format!("`{issuer}` is listed twice"),
+            ));
+        }
+    }
+    Ok(issuers)
 }
 
 fn describe_jwks_error(e: &JwksError) -> String {
@@ -555,32 +836,65 @@ fn describe_jwks_error(e: &JwksError) -> String {
     }
 }
 
-fn compile_remote(obj: &Obj<'_>) -> Result<RemoteJwks, ConfigError> {
+fn compile_remote(obj: &Obj<'_>, issuers: &[String]) -> Result<RemoteJwks, ConfigError> {
     obj.only(&[
         "cluster",
         "uri",
+        "discovery_uri",
+        "jwks_cluster",
         "timeout_seconds",
         "refresh_interval_seconds",
         "max_stale_seconds",
     ])?;
-    let cluster = obj
-        .string("cluster")?
-        .filter(|c| !c.is_empty())
+    let non_empty = |key: &str, what: &str| -> Result<Option<&str>, ConfigError> {
+        match obj.string(key)? {
+            Some("") => Err(ConfigError::new(
+                obj.path(key),
+                format!("must not be empty: {what}"),
+            )),
+            other => Ok(other),
+        }
+    };
+    let cluster = non_empty("cluster", "the Envoy cluster that reaches the JWKS host")?
         .ok_or_else(|| {
             ConfigError::new(
                 obj.path("cluster"),
                 "is required: the Envoy cluster that reaches the JWKS host",
             )
         })?;
-    let uri = obj
-        .string("uri")?
-        .ok_or_else(|| ConfigError::new(obj.path("uri"), "is required: the absolute JWKS URL"))?;
+    let jwks_cluster = non_empty("jwks_cluster", "the Envoy cluster that reaches `jwks_uri`")?;
+    let (key, uri) = match (obj.string("uri")?, obj.string("discovery_uri")?) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(
+                obj.path("discovery_uri"),
+                "can't be set together with `uri`: give the JWKS URL or the discovery document's",
+            ))
+        }
+        (Some(uri), None) => ("uri", uri),
+        (None, Some(uri)) => ("discovery_uri", uri),
+        (None, None) => {
+            return Err(ConfigError::new(
+                obj.path("uri"),
+                "is required: the absolute JWKS URL (or `discovery_uri`: the OpenID Connect discovery document's)",
+            ))
+        }
+    };
+    if key == "uri" && jwks_cluster.is_some() {
+        return Err(ConfigError::new(
+            obj.path("jwks_cluster"),
+            "applies only with `discovery_uri` (the cluster for the `jwks_uri` it names)",
+        ));
+    }
     let (authority, path) = split_uri(uri).ok_or_else(|| {
         ConfigError::new(
-            obj.path("uri"),
+            obj.path(key),
             "must be an absolute http:// or https:// URL with a host and no user info, fragment or whitespace",
         )
     })?;
+    let discovery = (key == "discovery_uri").then(|| Discovery {
+        issuers: issuers.to_vec(),
+        jwks_cluster: jwks_cluster.map(str::to_string),
+    });
     let seconds = |key: &str, min: u64, max: u64, default: u64| -> Result<u64, ConfigError> {
         Ok(obj
             .u64(key, min, max)?
@@ -596,12 +910,14 @@ fn compile_remote(obj: &Obj<'_>) -> Result<RemoteJwks, ConfigError> {
             timeout_ms: seconds("timeout_seconds", 1, 60, 5)?,
             refresh_ms: seconds("refresh_interval_seconds", 1, 7 * 86_400, 600)?,
             max_stale_ms: seconds("max_stale_seconds", 1, 365 * 86_400, 86_400)?,
+            calls: if discovery.is_some() { 2 } else { 1 },
         },
+        discovery,
     })
 }
 
 /// Splits an absolute http(s) URL into authority and path (with query).
-fn split_uri(uri: &str) -> Option<(String, String)> {
+pub(crate) fn split_uri(uri: &str) -> Option<(String, String)> {
     let rest = uri
         .strip_prefix("https://")
         .or_else(|| uri.strip_prefix("http://"))?;
@@ -1153,6 +1469,264 @@ mod tests {
             ),
         ];
         for (json, field, fragment) in cases {
+            let err = parse_str(json).unwrap_err();
+            assert_eq!(err.field, *field, "{json}: {err}");
+            assert!(err.message.contains(fragment), "{json}: {err}");
+        }
+    }
+
+    #[test]
+    fn duplicate_members_are_refused_at_any_depth_with_their_path() {
+        let token = r#""token":{"issuer":"i","remote_jwks":{"cluster":"c","uri":"https://h/"}}"#;
+        let cases: Vec<(String, &str)> = vec![
+            (
+                r#"{"auth_enabled":true,"primary_key":"K","auth_enabled":false}"#.into(),
+                "auth_enabled",
+            ),
+            (
+                r#"{"primary_key":"K","services":[{"name":"a","path_prefix":"/a/"}],"services":[]}"#
+                    .into(),
+                "services",
+            ),
+            (r#"{"primary_key":"K","primary\u005fkey":"L"}"#.into(), "primary_key"),
+            (
+                r#"{"primary_key":"K","services":[{"name":"a","path_prefix":"/a/"},{"name":"b","path_prefix":"/b/","name":"c"}]}"#
+                    .into(),
+                "services[1].name",
+            ),
+            (
+                format!(
+                    r#"{{"auth_enabled":false,{}}}"#,
+                    token.replace(r#""cluster":"c""#, r#""cluster":"c","clu\u0073ter":"d""#)
+                ),
+                "token.remote_jwks.cluster",
+            ),
+            (
+                r#"{"auth_enabled":false,"token":{"issuer":"i","local_jwks":{"keys":[{"kty":"OKP","crv":"Ed25519","use":"enc","use":"sig","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}}}"#
+                    .into(),
+                "token.local_jwks.keys[0].use",
+            ),
+            (
+                r#"{"primary_key":"K","realm":"a","x":{"y":1,"y":2}}"#.into(),
+                "x.y",
+            ),
+        ];
+        for (json, field) in &cases {
+            let err = parse_str(json).unwrap_err();
+            assert_eq!(err.field, *field, "{json}: {err}");
+            assert!(err.message.contains("appears twice"), "{json}: {err}");
+        }
+    }
+
+    #[test]
+    fn nesting_past_64_levels_is_refused() {
+        let nested = |levels: usize| {
+            format!(
+                r#"{{"primary_key":"K","realm":{}"a"{}}}"#,
+                "[".repeat(levels),
+                "]".repeat(levels)
+            )
+        };
+        let err = parse_str(&nested(64)).unwrap_err();
+        assert_eq!(err.field, "");
+        assert!(err.message.contains("deeper than 64"), "{err}");
+        // 63 levels inside the document is within the cap: the realm type is what is refused.
+        assert_eq!(parse_str(&nested(63)).unwrap_err().field, "realm");
+    }
+
+    const TOKEN_MODE: &str = r#""auth_enabled":false,"token_auth_enabled":true"#;
+    const LOCAL: &str = r#""local_jwks":{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
+
+    fn token_config(top: &str, token: &str, services: &str) -> String {
+        format!(r#"{{{TOKEN_MODE}{top},"token":{{{LOCAL}{token}}},"services":[{services}]}}"#)
+    }
+
+    fn token_service(cfg: &FilterConfig, i: usize) -> &TokenService {
+        let policy = cfg
+            .services
+            .get(i)
+            .map_or(&cfg.default_policy, |s| &s.policy);
+        match &policy.mode {
+            AuthMode::Token(t) => t,
+            other => panic!("{}: {other:?}", policy.name),
+        }
+    }
+
+    #[test]
+    fn issuers_max_token_bytes_principal_and_rules_compile() {
+        let json = token_config(
+            r#","max_token_bytes":20480,"expose_principal":true,"required_claims":{"roles":["Model.Score"],"tid":["t1","t2"]}"#,
+            r#","issuer":["https://sts.windows.net/t/","https://login.microsoftonline.com/t/v2.0"],"principal_claim":"oid","claim_to_headers":[{"claim":"oid","header":"x-oid"}]"#,
+            r#"{"name":"v1","path_prefix":"/v1/","token":{"issuers":["https://sts.windows.net/t/"]},"expose_principal":false},
+               {"name":"open","path_prefix":"/open/","required_claims":{},"claim_to_headers":[{"claim":"sub","header":"x-sub"}]},
+               {"name":"scoped","path_prefix":"/s/","required_claims":{"scp":["model.score"]}},
+               {"name":"keyed","path_prefix":"/k/","auth_enabled":true,"token_auth_enabled":false,"primary_key":"K","claim_to_headers":[{"claim":"a","header":"x-keyed"}]}"#,
+        );
+        let cfg = parse_str(&json).unwrap();
+        let token = cfg.token.as_ref().unwrap();
+        assert_eq!(
+            token.issuers,
+            [
+                "https://sts.windows.net/t/",
+                "https://login.microsoftonline.com/t/v2.0"
+            ]
+        );
+        let top = token_service(&cfg, usize::MAX);
+        assert_eq!(top.policy.issuers, token.issuers);
+        assert_eq!(top.policy.max_token_bytes, 20_480);
+        assert_eq!(top.principal_claim, "oid");
+        assert!(cfg.default_policy.expose_principal);
+        let names: Vec<(&str, Vec<&str>)> = top
+            .required_claims
+            .iter()
+            .map(|r| {
+                (
+                    cfg.required_claim_name(r.name_id).unwrap(),
+                    r.allowed.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [("roles", vec!["Model.Score"]), ("tid", vec!["t1", "t2"])]
+        );
+        let v1 = token_service(&cfg, 0);
+        assert_eq!(v1.policy.issuers, ["https://sts.windows.net/t/"]);
+        assert_eq!(v1.required_claims, top.required_claims);
+        assert!(!cfg.services[0].policy.expose_principal);
+        assert!(token_service(&cfg, 1).required_claims.is_empty());
+        let scoped = &token_service(&cfg, 2).required_claims;
+        assert_eq!(cfg.required_claim_name(scoped[0].name_id), Some("scp"));
+        assert!(cfg.services[3].policy.expose_principal);
+        assert_eq!(cfg.claim_headers, ["x-keyed", "x-oid", "x-sub"]);
+
+        let plain = parse_str(&token_config("", r#","issuer":"https://one""#, "")).unwrap();
+        let policy = &token_service(&plain, usize::MAX).policy;
+        assert_eq!(policy.issuers, ["https://one"]);
+        assert_eq!(policy.max_token_bytes, 32_768);
+        assert_eq!(token_service(&plain, usize::MAX).principal_claim, "sub");
+        assert!(!plain.default_policy.expose_principal);
+        assert!(plain.claim_headers.is_empty());
+    }
+
+    #[test]
+    fn new_field_refusals_name_the_field() {
+        let iss = r#","issuer":"https://a""#;
+        let svc = |extra: &str| format!(r#"{{"name":"s","path_prefix":"/s/"{extra}}}"#);
+        let cases: Vec<(String, &str, &str)> = vec![
+            (
+                token_config(r#","max_token_bytes":1023"#, iss, ""),
+                "max_token_bytes",
+                "from 1024 to 61440",
+            ),
+            (
+                token_config(r#","max_token_bytes":61441"#, iss, ""),
+                "max_token_bytes",
+                "from 1024 to 61440",
+            ),
+            (
+                token_config(r#","max_token_bytes":"4096""#, iss, ""),
+                "max_token_bytes",
+                "whole number",
+            ),
+            (
+                token_config("", r#","issuer":[]"#, ""),
+                "token.issuer",
+                "at least one",
+            ),
+            (
+                token_config("", r#","issuer":["a",""]"#, ""),
+                "token.issuer[1]",
+                "non-empty",
+            ),
+            (
+                token_config("", r#","issuer":["a","a"]"#, ""),
+                "token.issuer[1]",
+                "twice",
+            ),
+            (
+                token_config("", r#","issuer":7"#, ""),
+                "token.issuer",
+                "a string or an array",
+            ),
+            (token_config("", "", ""), "token.issuer", "required"),
+            (
+                token_config("", &format!(r#"{iss},"principal_claim":"""#), ""),
+                "token.principal_claim",
+                "must name",
+            ),
+            (
+                token_config("", iss, &svc(r#","token":{"issuers":["https://b"]}"#)),
+                "services[0].token.issuers[0]",
+                "not one of the issuers",
+            ),
+            (
+                token_config("", iss, &svc(r#","token":{"issuers":[]}"#)),
+                "services[0].token.issuers",
+                "at least one",
+            ),
+            (
+                token_config(r#","required_claims":{"roles":[]}"#, iss, ""),
+                "required_claims.roles",
+                "at least one",
+            ),
+            (
+                token_config(r#","required_claims":{"roles":"Model.Score"}"#, iss, ""),
+                "required_claims.roles",
+                "an array",
+            ),
+            (
+                token_config(r#","required_claims":{"roles":[1]}"#, iss, ""),
+                "required_claims.roles[0]",
+                "non-empty string",
+            ),
+            (
+                token_config(r#","required_claims":{"":["x"]}"#, iss, ""),
+                "required_claims.",
+                "must not be empty",
+            ),
+            (
+                token_config(r#","required_claims":["roles"]"#, iss, ""),
+                "required_claims",
+                "JSON object",
+            ),
+            (
+                token_config("", iss, &svc(r#","required_claims":{"scp":["a b"]}"#)),
+                "services[0].required_claims.scp[0]",
+                "word by word",
+            ),
+            (
+                token_config(
+                    "",
+                    iss,
+                    &svc(
+                        r#","auth_enabled":true,"token_auth_enabled":false,"primary_key":"K","required_claims":{"roles":["r"]}"#,
+                    ),
+                ),
+                "services[0].required_claims",
+                "only checked in token mode",
+            ),
+            (
+                token_config(
+                    "",
+                    iss,
+                    &svc(r#","token_auth_enabled":false,"required_claims":{"roles":["r"]}"#),
+                ),
+                "services[0].required_claims",
+                "only checked in token mode",
+            ),
+            (
+                r#"{"primary_key":"K","required_claims":{"roles":["r"]}}"#.to_string(),
+                "required_claims",
+                "no token-mode policy inherits",
+            ),
+            (
+                token_config("", iss, &svc(r#","expose_principal":"yes""#)),
+                "services[0].expose_principal",
+                "true or false",
+            ),
+        ];
+        for (json, field, fragment) in &cases {
             let err = parse_str(json).unwrap_err();
             assert_eq!(err.field, *field, "{json}: {err}");
             assert!(err.message.contains(fragment), "{json}: {err}");

@@ -3,11 +3,16 @@
 // checked, saturating or provably in range (clippy::arithmetic_side_effects is denied here).
 #![deny(clippy::arithmetic_side_effects)]
 
-use crate::keys::is_token68;
+use crate::keys::{is_token68, MAX_KEY_LEN};
 use crate::status::Denial;
 
-/// Longest Authorization header value examined; longer values are refused before any decoding.
-pub const MAX_AUTHORIZATION_LEN: usize = 8 * 1024;
+/// Longest credential a key-mode policy reads: no configured plaintext key is longer, and a
+/// `sha256:` digest stands for a key of the same bounds.
+pub const MAX_KEY_CREDENTIAL_LEN: usize = MAX_KEY_LEN;
+
+/// Bytes an Authorization value may hold beyond its credential (scheme and spaces) before it is
+/// refused unread.
+pub const MAX_SCHEME_OVERHEAD: usize = 64;
 
 /// The credential carried by `Authorization: Bearer <credential>`; not yet judged.
 #[derive(Debug, PartialEq, Eq)]
@@ -26,8 +31,9 @@ impl<'a> Credential<'a> {
 }
 
 /// Finds the credential among all request headers (names lowercase, as Envoy hands them over).
-/// Every Authorization header is counted: a second one is refused rather than ignored.
-pub fn extract<'a, I>(headers: I) -> Result<Credential<'a>, Denial>
+/// Every Authorization header is counted: a second one is refused rather than ignored. A
+/// credential longer than `max_len` bytes is [`Denial::CredentialTooLong`].
+pub fn extract<'a, I>(headers: I, max_len: usize) -> Result<Credential<'a>, Denial>
 where
     I: IntoIterator<Item = (&'a str, &'a [u8])>,
 {
@@ -42,15 +48,16 @@ where
     }
     match found {
         None => Err(Denial::MissingCredential),
-        Some(value) => parse_authorization(value),
+        Some(value) => parse_authorization(value, max_len),
     }
 }
 
-/// Parses one Authorization header value: scheme `Bearer` (any case), one or more spaces, a token68.
+/// Parses one Authorization header value: scheme `Bearer` (any case), one or more spaces, a token68
+/// of at most `max_len` bytes (a longer value is refused before any other reading).
 /// A comma means several credentials: Envoy's HTTP/1 codec joins repeated Authorization headers
 /// into one value with commas, and a token68 never holds one.
-pub fn parse_authorization(value: &[u8]) -> Result<Credential<'_>, Denial> {
-    if value.len() > MAX_AUTHORIZATION_LEN {
+pub fn parse_authorization(value: &[u8], max_len: usize) -> Result<Credential<'_>, Denial> {
+    if value.len() > max_len.saturating_add(MAX_SCHEME_OVERHEAD) {
         return Err(Denial::CredentialTooLong);
     }
     if value.contains(&b',') {
@@ -74,6 +81,9 @@ pub fn parse_authorization(value: &[u8]) -> Result<Credential<'_>, Denial> {
     let credential = trim_leading_spaces(rest);
     if credential.is_empty() {
         return Err(Denial::EmptyCredential);
+    }
+    if credential.len() > max_len {
+        return Err(Denial::CredentialTooLong);
     }
     if !is_token68(credential) {
         return Err(Denial::MalformedCredential);
@@ -103,7 +113,7 @@ mod tests {
     use super::*;
 
     fn one(value: &[u8]) -> Result<Vec<u8>, Denial> {
-        extract([("authorization", value)]).map(|c| c.as_bytes().to_vec())
+        extract([("authorization", value)], MAX_KEY_CREDENTIAL_LEN).map(|c| c.as_bytes().to_vec())
     }
 
     #[test]
@@ -158,26 +168,58 @@ mod tests {
     }
 
     #[test]
-    fn length_is_checked_before_anything_else() {
-        let mut long = b"Bearer ".to_vec();
-        long.resize(MAX_AUTHORIZATION_LEN + 1, b'a');
-        assert_eq!(one(&long), Err(Denial::CredentialTooLong));
-        long.truncate(MAX_AUTHORIZATION_LEN);
-        assert!(one(&long).is_ok());
+    fn the_credential_length_is_capped() {
+        let credential = |len: usize, pad: usize| {
+            let mut v = b"Bearer".to_vec();
+            v.resize(6 + pad, b' ');
+            v.resize(6 + pad + len, b'a');
+            v
+        };
+        // (cap, credential length, spaces after the scheme, accepted)
+        let cases: &[(usize, usize, usize, bool)] = &[
+            (MAX_KEY_CREDENTIAL_LEN, MAX_KEY_CREDENTIAL_LEN, 1, true),
+            (MAX_KEY_CREDENTIAL_LEN, MAX_KEY_CREDENTIAL_LEN + 1, 1, false),
+            (MAX_KEY_CREDENTIAL_LEN, MAX_KEY_CREDENTIAL_LEN, 40, true),
+            (
+                MAX_KEY_CREDENTIAL_LEN,
+                10,
+                MAX_SCHEME_OVERHEAD + MAX_KEY_CREDENTIAL_LEN,
+                false,
+            ),
+            (32_768, 32_768, 1, true),
+            (32_768, 32_769, 1, false),
+            (61_440, 61_440, 3, true),
+        ];
+        for (cap, len, pad, ok) in cases {
+            let value = credential(*len, *pad);
+            let got = extract([("authorization", value.as_slice())], *cap);
+            if *ok {
+                assert_eq!(
+                    got.map(|c| c.as_bytes().len()),
+                    Ok(*len),
+                    "{cap} {len} {pad}"
+                );
+            } else {
+                assert_eq!(got, Err(Denial::CredentialTooLong), "{cap} {len} {pad}");
+            }
+        }
+        let mut junk = vec![b'\xff'; MAX_KEY_CREDENTIAL_LEN + MAX_SCHEME_OVERHEAD + 1];
+        junk.splice(0..0, b"Basic ".iter().copied());
+        assert_eq!(one(&junk), Err(Denial::CredentialTooLong));
     }
 
     #[test]
     fn header_counting() {
         let none: [(&str, &[u8]); 1] = [("x-other", b"Bearer abc")];
-        assert_eq!(extract(none), Err(Denial::MissingCredential));
+        assert_eq!(extract(none, 16), Err(Denial::MissingCredential));
         let two: [(&str, &[u8]); 3] = [
             ("authorization", b"Bearer abc"),
             ("x-other", b"1"),
             ("authorization", b"Bearer abc"),
         ];
-        assert_eq!(extract(two), Err(Denial::MultipleAuthorization));
+        assert_eq!(extract(two, 16), Err(Denial::MultipleAuthorization));
         let upper: [(&str, &[u8]); 1] = [("Authorization", b"Bearer abc")];
-        assert_eq!(extract(upper).map(|c| c.as_bytes()), Ok(&b"abc"[..]));
+        assert_eq!(extract(upper, 16).map(|c| c.as_bytes()), Ok(&b"abc"[..]));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::jwks_cache::{
 };
 use crate::jwt::TokenError;
 use crate::keys::KeySlot;
-use crate::policy::{self, Keys, TokenInputs, Unavailable, Verdict};
+use crate::policy::{self, Exposed, Keys, TokenInputs, Unavailable, Verdict};
 use crate::router::Router;
 use crate::status::{self, Denial, LocalReply};
 use crate::token_cache::{self, TokenCache};
@@ -197,7 +197,11 @@ impl State {
         if let Some((_, reply)) = self.replies.borrow().iter().find(|(d, _)| *d == denial) {
             return Rc::clone(reply);
         }
-        let reply = Rc::new(status::reply(denial, &self.config.realm));
+        let claim = match denial {
+            Denial::ClaimNotAllowed(id) => self.config.required_claim_name(id),
+            _ => None,
+        };
+        let reply = Rc::new(status::reply_naming(denial, &self.config.realm, claim));
         self.replies.borrow_mut().push((denial, Rc::clone(&reply)));
         reply
     }
@@ -309,6 +313,18 @@ impl State {
         }
     }
 
+    /// Counts a discovery document fetch, with the reason of a failure.
+    fn count_discovery(&self, outcome: Result<(), &str>) {
+        match outcome {
+            Ok(()) => self.metrics.count("aml_auth.jwks.discovery.fetch_success"),
+            Err(reason) => {
+                self.metrics.count("aml_auth.jwks.discovery.fetch_failure");
+                self.metrics
+                    .count(&format!("aml_auth.jwks.discovery.fetch_failure.{reason}"));
+            }
+        }
+    }
+
     fn record_key_gauges(&self, now_ms: u64) {
         let view = self.keys.borrow();
         if view.meta.version == 0 {
@@ -327,7 +343,8 @@ impl State {
 struct Root {
     state: Option<Rc<State>>,
     me: u64,
-    in_flight: Option<(u32, usize)>,
+    /// The call in flight: its token, the source, and which document it fetches.
+    in_flight: Option<(u32, usize, Step)>,
 }
 
 impl Root {
@@ -339,28 +356,55 @@ impl Root {
         }
     }
 
+    /// Starts a fetch of `source`: its discovery document first when it has one.
     fn start_fetch(&mut self, state: &State, source: usize, now: u64) {
         let Some(remote) = state.token_settings().and_then(|t| t.remote.get(source)) else {
             return;
         };
+        let step = if remote.discovery.is_some() {
+            Step::Document
+        } else {
+            Step::Keys
+        };
+        self.dispatch(state, source, now, step, &remote.authority, &remote.path);
+    }
+
+    fn dispatch(
+        &mut self,
+        state: &State,
+        source: usize,
+        now: u64,
+        step: Step,
+        authority: &str,
+        path: &str,
+    ) {
+        let Some(remote) = state.token_settings().and_then(|t| t.remote.get(source)) else {
+            return;
+        };
+        let cluster = match (step, &remote.discovery) {
+            (Step::Keys, Some(d)) => d.jwks_cluster.as_deref().unwrap_or(&remote.cluster),
+            _ => remote.cluster.as_str(),
+        };
         let headers = vec![
             (":method", "GET"),
-            (":path", remote.path.as_str()),
-            (":authority", remote.authority.as_str()),
+            (":path", path),
+            (":authority", authority),
             ("accept", "application/json"),
             ("user-agent", "aml-auth-filter"),
         ];
         let timeout = Duration::from_millis(remote.timing.timeout_ms);
-        match self.dispatch_http_call(&remote.cluster, headers, None, vec![], timeout) {
-            Ok(token) => self.in_flight = Some((token, source)),
+        match self.dispatch_http_call(cluster, headers, None, vec![], timeout) {
+            Ok(token) => self.in_flight = Some((token, source, step)),
             Err(status) => {
                 log(
                     LogLevel::Warn,
                     &format!(
-                        "aml-auth-filter: JWKS fetch from source {source} (cluster {}) could not start: {status:?}",
-                        remote.cluster
+                        "aml-auth-filter: JWKS fetch from source {source} (cluster {cluster}) could not start: {status:?}"
                     ),
                 );
+                if step == Step::Document {
+                    state.count_discovery(Err("dispatch_failed"));
+                }
                 self.finish_fetch(state, source, now, Err(FetchFailure::DispatchFailed));
             }
         }
@@ -430,7 +474,7 @@ impl Context for Root {
         let Some(state) = self.state.clone() else {
             return;
         };
-        let Some((token, source)) = self.in_flight else {
+        let Some((token, source, step)) = self.in_flight else {
             return;
         };
         if token != token_id {
@@ -438,38 +482,95 @@ impl Context for Root {
         }
         self.in_flight = None;
         let now = now_ms();
-        let outcome = read_call_response(body_size);
-        if let Err(failure) = &outcome {
-            if let Ok((code, message)) = abi::get_status() {
-                log(
-                    LogLevel::Info,
-                    &format!(
-                        "aml-auth-filter: JWKS call from source {source}: {} (host status {code} {:?})",
-                        failure.code(),
-                        String::from_utf8_lossy(&message)
-                    ),
-                );
-            }
+        let body = read_call_body(body_size);
+        match step {
+            Step::Keys => self.finish_fetch(&state, source, now, body.and_then(read_key_set)),
+            Step::Document => self.document_fetched(&state, source, now, body),
         }
-        self.finish_fetch(&state, source, now, outcome);
     }
 }
 
-/// Reads a finished JWKS call through fallible host calls only, and classifies it.
-fn read_call_response(body_size: usize) -> Result<Vec<u8>, FetchFailure> {
+impl Root {
+    /// Reads a fetched discovery document and, when it is good, fetches the key set it names.
+    fn document_fetched(
+        &mut self,
+        state: &State,
+        source: usize,
+        now: u64,
+        body: Result<Vec<u8>, FetchFailure>,
+    ) {
+        let Some(remote) = state.token_settings().and_then(|t| t.remote.get(source)) else {
+            return;
+        };
+        let Some(discovery) = &remote.discovery else {
+            return;
+        };
+        let located = body.map_err(|f| f.code()).and_then(|body| {
+            crate::discovery::read_document(
+                &body,
+                &remote.uri,
+                &remote.authority,
+                &discovery.issuers,
+                discovery.jwks_cluster.is_some(),
+            )
+            .map_err(|e| e.code())
+        });
+        state.count_discovery(located.as_ref().map(|_| ()).map_err(|r| *r));
+        match located {
+            Ok(at) => self.dispatch(state, source, now, Step::Keys, &at.authority, &at.path),
+            Err(reason) => {
+                log(
+                    LogLevel::Warn,
+                    &format!(
+                        "aml-auth-filter: discovery document of source {source} refused: {reason}"
+                    ),
+                );
+                self.finish_fetch(state, source, now, Err(FetchFailure::Discovery));
+            }
+        }
+    }
+}
+
+/// Which document a call fetches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    /// A source's OpenID Connect discovery document.
+    Document,
+    /// The key set.
+    Keys,
+}
+
+/// Reads a finished call's body through fallible host calls only, classifying what went wrong.
+fn read_call_body(body_size: usize) -> Result<Vec<u8>, FetchFailure> {
     let status = abi::get_header(abi::HTTP_CALL_RESPONSE_HEADERS, ":status")
         .ok()
         .flatten();
     let host_status = abi::get_status().ok();
-    jwks_cache::classify_head(&CallHead {
+    let head = jwks_cache::classify_head(&CallHead {
         status: status.as_deref(),
         host_status: host_status.as_ref().map(|(c, m)| (*c, m.as_slice())),
         body_size,
-    })?;
-    let body = abi::get_buffer(abi::HTTP_CALL_RESPONSE_BODY, 0, body_size)
+    });
+    if let (Err(failure), Some((code, message))) = (&head, &host_status) {
+        log(
+            LogLevel::Info,
+            &format!(
+                "aml-auth-filter: call to the JWKS host ended: {} (host status {code} {:?})",
+                failure.code(),
+                String::from_utf8_lossy(message)
+            ),
+        );
+    }
+    head?;
+    abi::get_buffer(abi::HTTP_CALL_RESPONSE_BODY, 0, body_size)
         .ok()
-        .flatten();
-    let parsed = jwks_cache::classify_body(body.as_deref())?;
+        .flatten()
+        .ok_or(FetchFailure::BodyUnreadable)
+}
+
+/// Checks a fetched key set (logging each key dropped) and keeps its bytes for shared data.
+fn read_key_set(body: Vec<u8>) -> Result<Vec<u8>, FetchFailure> {
+    let parsed = jwks_cache::classify_body(Some(&body))?;
     for dropped in &parsed.dropped {
         log(
             LogLevel::Info,
@@ -481,7 +582,7 @@ fn read_call_response(body_size: usize) -> Result<Vec<u8>, FetchFailure> {
             ),
         );
     }
-    Ok(body.unwrap_or_default())
+    Ok(body)
 }
 
 impl RootContext for Root {
@@ -558,6 +659,37 @@ struct Request {
 
 impl Context for Request {}
 
+/// Filter state names (Envoy prefixes them with `wasm.`).
+const PRINCIPAL_STATE: &str = "aml_auth_principal";
+const SERVICE_STATE: &str = "aml_auth_service";
+
+/// Removes every configured claim header from the request; false when the host refused.
+fn strip_claim_headers(state: &State) -> bool {
+    state
+        .config
+        .claim_headers
+        .iter()
+        .all(|name| abi::remove_header(abi::HTTP_REQUEST_HEADERS, name).is_ok())
+}
+
+/// Records the caller's identity and service as filter state (`wasm.aml_auth_principal`,
+/// `wasm.aml_auth_service`), for access logs and later filters.
+fn expose(exposed: &Exposed) {
+    for (name, value) in [
+        (PRINCIPAL_STATE, exposed.principal.as_deref()),
+        (SERVICE_STATE, Some(exposed.service.as_str())),
+    ] {
+        if let Some(value) = value {
+            if let Err(status) = abi::set_property(name, value.as_bytes()) {
+                log(
+                    LogLevel::Warn,
+                    &format!("aml-auth-filter: could not set filter state {name}: {status:?}"),
+                );
+            }
+        }
+    }
+}
+
 impl Request {
     fn deny(&self, state: &State, service: ServiceTag<'_>, denial: Denial) -> Action {
         state.metrics.outcome(service, "", "requests_denied");
@@ -633,6 +765,13 @@ impl HttpContext for Request {
             );
             return Action::Pause;
         };
+        if !strip_claim_headers(&state) {
+            log(
+                LogLevel::Error,
+                "aml-auth-filter: could not remove incoming claim headers; request refused",
+            );
+            return host_error_reply();
+        }
         if state.config.services.is_empty()
             && state.config.default_policy.mode == AuthMode::PassThrough
         {
@@ -696,18 +835,17 @@ impl HttpContext for Request {
             }
             Verdict::Allow(allowed) => {
                 let map = abi::HTTP_REQUEST_HEADERS;
-                let removed = (!allowed.remove_authorization
+                let edited = (!allowed.remove_authorization
                     || abi::remove_header(map, "authorization").is_ok())
-                    && allowed
-                        .remove_headers
-                        .iter()
-                        .all(|name| abi::remove_header(map, name).is_ok())
                     && allowed
                         .set_headers
                         .iter()
                         .all(|(name, value)| abi::replace_header(map, name, value).is_ok());
-                if !removed {
+                if !edited {
                     return host_error_reply();
+                }
+                if let Some(exposed) = &allowed.exposed {
+                    expose(exposed);
                 }
                 let metrics = &state.metrics;
                 metrics.outcome(service, "", "requests_allowed");

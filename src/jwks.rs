@@ -20,28 +20,19 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
-use base64::engine::DecodePaddingMode;
-use base64::{alphabet, Engine};
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use base64::Engine;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::rsa::RsaPublicKey;
+pub(crate) use crate::token::strict_json::B64URL;
+use crate::token::strict_json::{Checked, SkipSeed, ValueSeed};
 
 /// Maximum number of entries of a JWKS `keys` array that are examined.
 pub const MAX_KEYS: usize = 256;
 
 /// Maximum length in bytes of a `kid`, in a JWK as in a token header.
 pub const MAX_KID_LEN: usize = 256;
-
-/// Strict base64url: URL-safe alphabet, no padding, no whitespace, canonical trailing bits only.
-pub(crate) const B64URL: GeneralPurpose = GeneralPurpose::new(
-    &alphabet::URL_SAFE,
-    GeneralPurposeConfig::new()
-        .with_encode_padding(false)
-        .with_decode_padding_mode(DecodePaddingMode::RequireNone)
-        .with_decode_allow_trailing_bits(false),
-);
 
 /// A JWS signature algorithm this crate can verify. Names are matched exactly (case-sensitive).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -349,7 +340,7 @@ pub struct ParsedJwks {
 /// Why a whole JWKS document was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JwksError {
-    /// The body is not valid JSON (syntax error, bad UTF-8, trailing data, or nesting deeper than serde_json's limit).
+    /// The body is not valid JSON (syntax error, bad UTF-8, trailing data, or nesting deeper than 64 levels).
     NotJson,
     /// The document is JSON but not an object.
     NotAnObject,
@@ -413,7 +404,7 @@ pub fn parse_jwks(body: &[u8]) -> Result<ParsedJwks, JwksError> {
             .get("kid")
             .and_then(Value::as_str)
             .map(str::to_owned);
-        let key = if entry.duplicate {
+        let key = if entry.duplicate.is_some() {
             Err(DropReason::DuplicateMember)
         } else {
             parse_jwk(&entry.value)
@@ -611,7 +602,7 @@ enum Document {
     DuplicateKeys,
     KeysNotArray,
     Keys {
-        entries: Vec<CheckedValue>,
+        entries: Vec<Checked>,
         ignored: usize,
     },
 }
@@ -632,12 +623,12 @@ impl<'de> Visitor<'de> for DocumentVisitor {
             if name == "keys" {
                 if keys.is_some() {
                     duplicate = true;
-                    map.next_value::<IgnoredAny>()?;
+                    map.next_value_seed(SkipSeed { depth: 2 })?;
                 } else {
                     keys = Some(map.next_value_seed(KeysSeed)?);
                 }
             } else {
-                map.next_value::<IgnoredAny>()?;
+                map.next_value_seed(SkipSeed { depth: 2 })?;
             }
         }
         Ok(match keys {
@@ -649,7 +640,7 @@ impl<'de> Visitor<'de> for DocumentVisitor {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Document, A::Error> {
-        IgnoredAny.visit_seq(seq)?;
+        SkipSeed { depth: 1 }.visit_seq(seq)?;
         Ok(Document::NotAnObject)
     }
 
@@ -681,7 +672,7 @@ impl<'de> Visitor<'de> for DocumentVisitor {
 /// Reads the `keys` value: `None` when it is not an array, otherwise the first [`MAX_KEYS`] entries and the count of skipped ones.
 struct KeysSeed;
 
-type KeysField = Option<(Vec<CheckedValue>, usize)>;
+type KeysField = Option<(Vec<Checked>, usize)>;
 
 impl<'de> DeserializeSeed<'de> for KeysSeed {
     type Value = KeysField;
@@ -701,20 +692,20 @@ impl<'de> Visitor<'de> for KeysSeed {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<KeysField, A::Error> {
         let mut entries = Vec::new();
         while entries.len() < MAX_KEYS {
-            match seq.next_element::<CheckedValue>()? {
+            match seq.next_element_seed(ValueSeed { depth: 3 })? {
                 Some(v) => entries.push(v),
                 None => return Ok(Some((entries, 0))),
             }
         }
         let mut ignored = 0_usize;
-        while seq.next_element::<IgnoredAny>()?.is_some() {
+        while seq.next_element_seed(SkipSeed { depth: 3 })?.is_some() {
             ignored = ignored.saturating_add(1);
         }
         Ok(Some((entries, ignored)))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<KeysField, A::Error> {
-        IgnoredAny.visit_map(map)?;
+        SkipSeed { depth: 2 }.visit_map(map)?;
         Ok(None)
     }
 
@@ -741,103 +732,6 @@ impl<'de> Visitor<'de> for KeysSeed {
     fn visit_unit<E: de::Error>(self) -> Result<KeysField, E> {
         Ok(None)
     }
-}
-
-/// A JSON value together with whether any object inside it (at any depth) repeated a member name.
-///
-/// serde_json keeps the last of repeated members silently; this records the repetition instead.
-pub(crate) struct CheckedValue {
-    pub(crate) value: Value,
-    pub(crate) duplicate: bool,
-}
-
-impl<'de> de::Deserialize<'de> for CheckedValue {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(CheckedVisitor)
-    }
-}
-
-struct CheckedVisitor;
-
-fn plain(value: Value) -> CheckedValue {
-    CheckedValue {
-        value,
-        duplicate: false,
-    }
-}
-
-impl<'de> Visitor<'de> for CheckedVisitor {
-    type Value = CheckedValue;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<CheckedValue, E> {
-        Ok(plain(Value::Bool(v)))
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<CheckedValue, E> {
-        Ok(plain(Value::from(v)))
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<CheckedValue, E> {
-        Ok(plain(Value::from(v)))
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<CheckedValue, E> {
-        serde_json::Number::from_f64(v)
-            .map(|n| plain(Value::Number(n)))
-            .ok_or_else(|| E::custom("non-finite number"))
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<CheckedValue, E> {
-        Ok(plain(Value::String(v.to_owned())))
-    }
-
-    fn visit_string<E: de::Error>(self, v: String) -> Result<CheckedValue, E> {
-        Ok(plain(Value::String(v)))
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<CheckedValue, E> {
-        Ok(plain(Value::Null))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<CheckedValue, A::Error> {
-        let mut items = Vec::new();
-        let mut duplicate = false;
-        while let Some(item) = seq.next_element::<CheckedValue>()? {
-            duplicate |= item.duplicate;
-            items.push(item.value);
-        }
-        Ok(CheckedValue {
-            value: Value::Array(items),
-            duplicate,
-        })
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<CheckedValue, A::Error> {
-        let mut members = Map::new();
-        let mut duplicate = false;
-        while let Some(name) = map.next_key::<String>()? {
-            let item = map.next_value::<CheckedValue>()?;
-            duplicate |= item.duplicate;
-            if members.contains_key(&name) {
-                duplicate = true;
-            } else {
-                members.insert(name, item.value);
-            }
-        }
-        Ok(CheckedValue {
-            value: Value::Object(members),
-            duplicate,
-        })
-    }
-}
-
-/// Parses `bytes` as one JSON value, recording repeated member names; `None` when it is not valid JSON.
-pub(crate) fn parse_checked(bytes: &[u8]) -> Option<CheckedValue> {
-    serde_json::from_slice::<CheckedValue>(bytes).ok()
 }
 
 #[cfg(test)]

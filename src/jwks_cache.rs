@@ -62,6 +62,8 @@ pub struct SourceTiming {
     pub refresh_ms: u64,
     /// Age after which a key set fetched from this source is no longer used (ms).
     pub max_stale_ms: u64,
+    /// HTTP calls one fetch makes in sequence, each with the timeout: 1, or 2 with discovery.
+    pub calls: u64,
 }
 
 /// What a root context should do on this tick.
@@ -112,7 +114,7 @@ pub fn tick(
     next.attempt_source = source;
     next.lease_owner = me;
     next.lease_until_ms = now_ms
-        .saturating_add(timing.timeout_ms)
+        .saturating_add(timing.timeout_ms.saturating_mul(timing.calls.max(1)))
         .saturating_add(LEASE_MARGIN_MS);
     if early && !scheduled {
         next.last_early_ms = now_ms;
@@ -387,6 +389,9 @@ pub enum FetchFailure {
     BodyUnreadable,
     /// A body that is not a usable JWKS.
     Jwks(crate::jwks::JwksError),
+    /// The source's discovery document could not be fetched or was refused (its own reason is
+    /// counted under `aml_auth.jwks.discovery.fetch_failure.<reason>`).
+    Discovery,
 }
 
 impl FetchFailure {
@@ -401,6 +406,7 @@ impl FetchFailure {
             FetchFailure::TooLarge => "too_large",
             FetchFailure::BodyUnreadable => "body_unreadable",
             FetchFailure::Jwks(e) => e.as_str(),
+            FetchFailure::Discovery => "discovery_failed",
         }
     }
 }
@@ -456,6 +462,7 @@ mod tests {
                 timeout_ms: 5_000,
                 refresh_ms: 600_000,
                 max_stale_ms: 86_400_000,
+                calls: 1,
             })
             .collect()
     }
@@ -478,6 +485,13 @@ mod tests {
         assert_eq!(tick(&leased, 7_999, B, true, &s), TickDecision::Idle);
         let (_, stolen) = take(tick(&leased, 8_000, B, false, &s));
         assert_eq!(stolen.lease_owner, B, "an expired lease is taken over");
+        let two_calls = [SourceTiming { calls: 2, ..s[0] }];
+        let (_, leased) = take(tick(&Meta::default(), 1_000, A, false, &two_calls));
+        assert_eq!(
+            leased.lease_until_ms,
+            1_000 + 2 * 5_000 + LEASE_MARGIN_MS,
+            "discovery and key set in one lease"
+        );
     }
 
     #[test]
@@ -588,6 +602,7 @@ mod tests {
             timeout_ms: 1_000,
             refresh_ms: 10_000,
             max_stale_ms: 30_000,
+            calls: 1,
         }];
         assert_eq!(freshness(&Meta::default(), 5, &s), Freshness::Never);
         let ok = succeeded(&Meta::default(), 1_000, 0, &s, 0.0);

@@ -1,14 +1,19 @@
 //! JWT verification: turns an untrusted compact JWS token into a [`VerifiedToken`] under a [`TokenPolicy`], or says exactly why not.
 //!
 //! Checks run cheapest first, so a forged token costs as little as possible:
-//! 1. structure: at most [`MAX_TOKEN_LEN`] bytes, three non-empty strict base64url parts, header
-//!    and payload UTF-8 JSON objects with no repeated member names (at any depth);
-//! 2. header: `alg` names a supported algorithm exactly; `crit` and `cty: JWT` are refused;
-//!    `kid`, when present, is a string of at most [`MAX_KID_LEN`] bytes looked up as an exact map
-//!    key; `jku`, `x5u`, `jwk` and `x5c` are ignored (never fetched, never trusted): keys only come
-//!    from the [`KeySet`];
-//! 3. issuer; 4. time claims; 5. audience;
-//! 6. signature, against the kid's key or, without kid, every key admitting `alg` (at most
+//! 1. structure: at most [`TokenPolicy::max_token_bytes`] bytes, three non-empty strict base64url
+//!    parts, header and payload UTF-8 JSON objects with no repeated member names (at any depth)
+//!    and at most 64 levels of nesting;
+//! 2. header: `alg` names a supported algorithm exactly; `crit` and `cty: JWT` (any case) are
+//!    refused, and a `cty` that is not a string is a malformed header; `kid`, when present and
+//!    not empty, is a string of at most [`MAX_KID_LEN`] bytes looked up as an exact map key
+//!    (`"kid": ""` counts as no kid, as in jwt_authn); `jku`, `x5u`, `jwk` and `x5c` are ignored
+//!    (never fetched, never trusted): keys only come from the [`KeySet`];
+//! 3. registered claim types: `iss`, `sub`, `jti` strings, `aud` a string or an array of
+//!    strings, `exp`, `nbf`, `iat` numbers, else [`TokenError::InvalidClaimType`];
+//! 4. issuer, equal to one of the policy's issuers; 5. time claims; 6. audience, compared
+//!    exactly (no scheme or trailing slash is stripped, unlike jwt_verify_lib);
+//! 7. signature, against the kid's key or, without kid, every key admitting `alg` (at most
 //!    [`MAX_KIDLESS_CANDIDATES`]).
 //!
 //! An audience mismatch is only reported once the signature has verified: a forged token never
@@ -24,11 +29,21 @@ use jwt_compact::alg::{Ed25519, Es256};
 use jwt_compact::Algorithm;
 use serde_json::{Map, Value};
 
-use crate::jwks::{parse_checked, Alg, Jwk, KeyMaterial, KeySet, B64URL, MAX_KID_LEN};
+use crate::jwks::{Alg, Jwk, KeyMaterial, KeySet, MAX_KID_LEN};
 use crate::rsa::{HashAlg, RsaPublicKey};
+use crate::token::claims;
+use crate::token::strict_json::{self, B64URL};
 
-/// Longest token accepted, in bytes; checked before anything else.
-pub const MAX_TOKEN_LEN: usize = 8 * 1024;
+/// Longest token any policy may accept, in bytes (`max_token_bytes` at most): Envoy's default
+/// limit on request headers is 60 KiB.
+pub const MAX_TOKEN_LEN: usize = 61_440;
+
+/// Shortest configurable `max_token_bytes`.
+pub const MIN_TOKEN_LEN: usize = 1_024;
+
+/// `max_token_bytes` when the configuration does not say: room for Entra ID tokens carrying
+/// 200 group ids (about 20 KiB).
+pub const DEFAULT_MAX_TOKEN_LEN: usize = 32_768;
 
 /// Largest accepted value of `exp`, `nbf` and `iat`: 9999-12-31T23:59:59Z.
 pub const MAX_TIMESTAMP: i64 = 253_402_300_799;
@@ -39,8 +54,8 @@ pub const MAX_KIDLESS_CANDIDATES: usize = 8;
 /// What a token must satisfy besides a valid signature.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenPolicy {
-    /// Required `iss`, compared exactly (case-sensitive).
-    pub issuer: String,
+    /// Accepted `iss` values: the claim must equal one exactly (case-sensitive).
+    pub issuers: Vec<String>,
     /// When set, `aud` must name at least one of these.
     pub audiences: Option<Vec<String>>,
     /// Tolerance applied to `exp`, `nbf` and `iat`.
@@ -49,12 +64,29 @@ pub struct TokenPolicy {
     pub max_lifetime_seconds: Option<u64>,
     /// Whether `exp` must be present.
     pub require_expiration: bool,
+    /// Longest token accepted, in bytes; checked before anything else.
+    pub max_token_bytes: usize,
+}
+
+impl TokenPolicy {
+    /// The defaults of a `token` configuration for these issuers: no audience restriction,
+    /// 60 s of clock skew, no maximum lifetime, `exp` required, [`DEFAULT_MAX_TOKEN_LEN`].
+    pub fn new(issuers: Vec<String>) -> Self {
+        TokenPolicy {
+            issuers,
+            audiences: None,
+            clock_skew_seconds: 60,
+            max_lifetime_seconds: None,
+            require_expiration: true,
+            max_token_bytes: DEFAULT_MAX_TOKEN_LEN,
+        }
+    }
 }
 
 /// Why a token was refused. Every variant maps to HTTP 401 except [`TokenError::AudienceNotAllowed`] (403).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenError {
-    /// The token is longer than [`MAX_TOKEN_LEN`] bytes.
+    /// The token is longer than the policy's `max_token_bytes`.
     TooLong,
     /// Not three non-empty dot-separated parts (this includes the JWS JSON serialization).
     Malformed,
@@ -66,6 +98,9 @@ pub enum TokenError {
     MalformedPayload,
     /// The header or the payload repeats a member name.
     DuplicateMember,
+    /// A registered claim (`iss`, `sub`, `jti`, `aud` or one of its items, `exp`, `nbf`, `iat`)
+    /// has the wrong JSON type.
+    InvalidClaimType,
     /// `alg` is not one of the supported algorithms (this includes `none`, HS* and other spellings).
     UnsupportedAlgorithm,
     /// The header has `crit`: no extension is understood, so none may be critical.
@@ -80,9 +115,9 @@ pub enum TokenError {
     KeyAlgorithmMismatch,
     /// No `kid`, and more than [`MAX_KIDLESS_CANDIDATES`] keys admit `alg`.
     KidRequired,
-    /// `iss` is missing, not a string, or not exactly the policy's issuer.
+    /// `iss` is missing or not exactly one of the policy's issuers.
     IssuerMismatch,
-    /// `exp`, `nbf` or `iat` is not a number in `0..=MAX_TIMESTAMP`.
+    /// `exp`, `nbf` or `iat` is a number outside `0..=MAX_TIMESTAMP`.
     InvalidTimeClaim,
     /// `exp` is missing while the policy requires it.
     MissingExpiration,
@@ -94,7 +129,7 @@ pub enum TokenError {
     IssuedInFuture,
     /// The token lives longer than the policy's maximum lifetime (or has no `exp` while a maximum is set).
     LifetimeTooLong,
-    /// `aud` is missing, an empty array, or not a string or array of strings (401).
+    /// `aud` is missing or an empty array while audiences are required (401).
     InvalidAudience,
     /// The token is valid but none of its audiences is allowed (403).
     AudienceNotAllowed,
@@ -112,6 +147,7 @@ impl TokenError {
             TokenError::MalformedHeader => "malformed_header",
             TokenError::MalformedPayload => "malformed_payload",
             TokenError::DuplicateMember => "duplicate_member",
+            TokenError::InvalidClaimType => "invalid_claim_type",
             TokenError::UnsupportedAlgorithm => "unsupported_alg",
             TokenError::CriticalHeader => "crit_not_supported",
             TokenError::NestedToken => "nested_token",
@@ -153,6 +189,8 @@ pub struct VerifiedToken {
     kid: Option<String>,
     exp: Option<i64>,
     claims: Map<String, Value>,
+    /// The payload text, kept only when a number in it is not an exact 64-bit integer.
+    raw_payload: Option<Box<[u8]>>,
 }
 
 impl VerifiedToken {
@@ -184,26 +222,15 @@ impl VerifiedToken {
         check_audience(&self.claims, policy)
     }
 
-    /// A top-level claim rendered for an HTTP request header, or `None` when it should not be copied.
-    ///
-    /// Strings are returned as they are; numbers and booleans as JSON text; a non-empty array of
-    /// strings joined with `,`. Objects, nulls, empty or mixed arrays, absent claims, and any
-    /// value containing a control character (CR, LF, NUL, TAB, DEL, C1...) give `None`.
+    /// The verified claims.
+    pub fn claims(&self) -> &Map<String, Value> {
+        &self.claims
+    }
+
+    /// A top-level claim as copied into a request header, or `None` when it is not copied:
+    /// the lossless rule of [`crate::token::claims`].
     pub fn claim_header_value(&self, claim: &str) -> Option<String> {
-        let rendered = match self.claims.get(claim)? {
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
-            Value::Bool(b) => b.to_string(),
-            Value::Array(items) if !items.is_empty() => {
-                let parts: Option<Vec<&str>> = items.iter().map(Value::as_str).collect();
-                parts?.join(",")
-            }
-            _ => return None,
-        };
-        if rendered.chars().any(char::is_control) {
-            return None;
-        }
-        Some(rendered)
+        claims::header_value(&self.claims, self.raw_payload.as_deref(), claim)
     }
 }
 
@@ -218,22 +245,30 @@ fn decode_part(part: &str) -> Result<Vec<u8>, TokenError> {
     B64URL.decode(part).map_err(|_| TokenError::BadBase64)
 }
 
-fn json_object(bytes: &[u8], malformed: TokenError) -> Result<Map<String, Value>, TokenError> {
+/// A JSON object, and whether one of its numbers is only approximated by the parsed value.
+fn json_object(
+    bytes: &[u8],
+    malformed: TokenError,
+) -> Result<(Map<String, Value>, bool), TokenError> {
     if std::str::from_utf8(bytes).is_err() {
         return Err(malformed);
     }
-    let checked = parse_checked(bytes).ok_or(malformed)?;
-    if checked.duplicate {
+    let checked = strict_json::parse(bytes).map_err(|_| malformed)?;
+    if checked.duplicate.is_some() {
         return Err(TokenError::DuplicateMember);
     }
     match checked.value {
-        Value::Object(map) => Ok(map),
+        Value::Object(map) => Ok((map, checked.inexact_number)),
         _ => Err(malformed),
     }
 }
 
-fn split_token(token: &str, payload_may_be_empty: bool) -> Result<Parts<'_>, TokenError> {
-    if token.len() > MAX_TOKEN_LEN {
+fn split_token(
+    token: &str,
+    max_len: usize,
+    payload_may_be_empty: bool,
+) -> Result<Parts<'_>, TokenError> {
+    if token.len() > max_len.min(MAX_TOKEN_LEN) {
         return Err(TokenError::TooLong);
     }
     if token.starts_with('{') {
@@ -254,7 +289,7 @@ fn split_token(token: &str, payload_may_be_empty: bool) -> Result<Parts<'_>, Tok
     let signing_input = token
         .get(..h.len().saturating_add(1).saturating_add(p.len()))
         .ok_or(TokenError::Malformed)?;
-    let header = json_object(&header_bytes, TokenError::MalformedHeader)?;
+    let (header, _) = json_object(&header_bytes, TokenError::MalformedHeader)?;
     Ok(Parts {
         signing_input,
         header,
@@ -288,6 +323,7 @@ fn check_header(header: &Map<String, Value>) -> Result<Header, TokenError> {
     }
     let kid = match header.get("kid") {
         None => None,
+        Some(Value::String(kid)) if kid.is_empty() => None,
         Some(Value::String(kid)) if kid.len() <= MAX_KID_LEN => Some(kid.clone()),
         Some(_) => return Err(TokenError::InvalidKid),
     };
@@ -321,9 +357,28 @@ fn candidate_keys<'k>(header: &Header, keys: &'k KeySet) -> Result<Vec<&'k Jwk>,
     }
 }
 
+fn check_claim_types(claims: &Map<String, Value>) -> Result<(), TokenError> {
+    let strings = ["iss", "sub", "jti"]
+        .iter()
+        .all(|name| matches!(claims.get(*name), None | Some(Value::String(_))));
+    let numbers = ["exp", "nbf", "iat"]
+        .iter()
+        .all(|name| matches!(claims.get(*name), None | Some(Value::Number(_))));
+    let aud = match claims.get("aud") {
+        None | Some(Value::String(_)) => true,
+        Some(Value::Array(items)) => items.iter().all(Value::is_string),
+        Some(_) => false,
+    };
+    if strings && numbers && aud {
+        Ok(())
+    } else {
+        Err(TokenError::InvalidClaimType)
+    }
+}
+
 fn check_issuer(claims: &Map<String, Value>, policy: &TokenPolicy) -> Result<(), TokenError> {
     match claims.get("iss") {
-        Some(Value::String(iss)) if *iss == policy.issuer => Ok(()),
+        Some(Value::String(iss)) if policy.issuers.iter().any(|i| i == iss) => Ok(()),
         _ => Err(TokenError::IssuerMismatch),
     }
 }
@@ -332,7 +387,7 @@ fn timestamp(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, Tok
     let number = match claims.get(name) {
         None => return Ok(None),
         Some(Value::Number(n)) => n,
-        Some(_) => return Err(TokenError::InvalidTimeClaim),
+        Some(_) => return Err(TokenError::InvalidClaimType),
     };
     if let Some(i) = number.as_i64() {
         return if (0..=MAX_TIMESTAMP).contains(&i) {
@@ -471,7 +526,7 @@ fn any_key_verifies(candidates: &[&Jwk], alg: Alg, parts: &Parts<'_>) -> Option<
 /// Unlike [`verify`], an empty payload is allowed here, as RFC 7515 allows it.
 /// Returns the algorithm that verified.
 pub fn verify_jws(token: &str, keys: &KeySet) -> Result<Alg, TokenError> {
-    let parts = split_token(token, true)?;
+    let parts = split_token(token, MAX_TOKEN_LEN, true)?;
     let header = check_header(&parts.header)?;
     let candidates = candidate_keys(&header, keys)?;
     any_key_verifies(&candidates, header.alg, &parts)
@@ -486,10 +541,11 @@ pub fn verify(
     policy: &TokenPolicy,
     now_unix_seconds: i64,
 ) -> Result<VerifiedToken, TokenError> {
-    let parts = split_token(token, false)?;
-    let claims = json_object(&parts.payload, TokenError::MalformedPayload)?;
+    let parts = split_token(token, policy.max_token_bytes, false)?;
+    let (claims, inexact_number) = json_object(&parts.payload, TokenError::MalformedPayload)?;
     let header = check_header(&parts.header)?;
     let candidates = candidate_keys(&header, keys)?;
+    check_claim_types(&claims)?;
     check_issuer(&claims, policy)?;
     let exp = check_time(&claims, policy, now_unix_seconds)?;
     let audience = check_audience(&claims, policy);
@@ -505,6 +561,7 @@ pub fn verify(
         kid: header.kid,
         exp,
         claims,
+        raw_payload: inexact_number.then(|| parts.payload.into_boxed_slice()),
     })
 }
 
@@ -550,8 +607,10 @@ pub fn trace(
     policy: &TokenPolicy,
     now_unix_seconds: i64,
 ) -> Vec<(Check, Option<Result<(), TokenError>>)> {
-    let parsed = split_token(token, false).and_then(|parts| {
-        json_object(&parts.payload, TokenError::MalformedPayload).map(|claims| (parts, claims))
+    let parsed = split_token(token, policy.max_token_bytes, false).and_then(|parts| {
+        let (claims, _) = json_object(&parts.payload, TokenError::MalformedPayload)?;
+        check_claim_types(&claims)?;
+        Ok((parts, claims))
     });
     let (parts, claims) = match parsed {
         Ok(parsed) => parsed,

@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod credential;
+pub mod discovery;
 pub mod jwks;
 pub mod jwks_cache;
 pub mod jwt;
@@ -13,6 +14,7 @@ pub mod policy;
 pub mod router;
 pub mod rsa;
 pub mod status;
+pub mod token;
 pub mod token_cache;
 
 #[cfg(not(target_arch = "wasm32"))]

@@ -4,11 +4,12 @@
 use std::rc::Rc;
 
 use crate::config::{AuthMode, ServicePolicy, TokenService};
-use crate::credential::{self, Credential};
+use crate::credential::{self, Credential, MAX_KEY_CREDENTIAL_LEN};
 use crate::jwks::KeySet;
 use crate::jwt::{self, TokenError};
 use crate::keys::KeySlot;
 use crate::status::Denial;
+use crate::token::claims;
 use crate::token_cache::TokenCache;
 
 /// What the filter does with a request.
@@ -29,14 +30,25 @@ pub struct Allowed {
     pub key: Option<KeySlot>,
     /// Whether the Authorization header must be removed before forwarding.
     pub remove_authorization: bool,
-    /// Headers removed before forwarding (incoming copies of claim headers).
-    pub remove_headers: Vec<String>,
-    /// Headers set from verified claims.
+    /// Headers set from verified claims (incoming copies of every claim header named in the
+    /// configuration are removed before the decision, whatever the policy).
     pub set_headers: Vec<(String, String)>,
+    /// The caller's identity for Envoy filter state, when the policy has `expose_principal`.
+    pub exposed: Option<Exposed>,
     /// The verified token's expiry, in token mode.
     pub token_exp: Option<i64>,
     /// In token mode with a cache: whether the token came from it.
     pub cache_hit: Option<bool>,
+}
+
+/// What an allowed request tells Envoy about its caller (`expose_principal`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Exposed {
+    /// The policy's service name (`default` for the top-level policy).
+    pub service: String,
+    /// `primary` or `secondary` in key mode; in token mode the principal claim's value, copied
+    /// by the claim-header rule, or `None` when the token has no copyable value for it.
+    pub principal: Option<String>,
 }
 
 /// The token key set as the request sees it.
@@ -93,12 +105,20 @@ pub fn decide<'a, I>(policy: &ServicePolicy, headers: I, token: TokenInputs<'_>)
 where
     I: IntoIterator<Item = (&'a str, &'a [u8])>,
 {
-    let credential = match &policy.mode {
+    let max_len = match &policy.mode {
         AuthMode::PassThrough => return Verdict::PassThrough,
-        _ => match credential::extract(headers) {
-            Ok(c) => c,
-            Err(denial) => return Verdict::Deny(denial),
-        },
+        AuthMode::Key(_) => MAX_KEY_CREDENTIAL_LEN,
+        AuthMode::Token(service) => service.policy.max_token_bytes,
+    };
+    let credential = match credential::extract(headers, max_len) {
+        Ok(c) => c,
+        Err(denial) => return Verdict::Deny(denial),
+    };
+    let expose = |principal: Option<String>| {
+        policy.expose_principal.then(|| Exposed {
+            service: policy.name.clone(),
+            principal,
+        })
     };
     match &policy.mode {
         AuthMode::PassThrough => Verdict::PassThrough,
@@ -106,25 +126,31 @@ where
             Some(slot) => Verdict::Allow(Allowed {
                 key: Some(slot),
                 remove_authorization: !policy.forward_authorization,
+                exposed: expose(Some(slot.as_str().to_string())),
                 ..Allowed::default()
             }),
             None => Verdict::Deny(Denial::InvalidKey),
         },
-        AuthMode::Token(service) => match judge_token(service, &credential, token) {
-            Ok(mut allowed) => {
-                allowed.remove_authorization = !policy.forward_authorization;
-                Verdict::Allow(allowed)
+        AuthMode::Token(service) => {
+            match judge_token(service, &credential, token, policy.expose_principal) {
+                Ok((mut allowed, principal)) => {
+                    allowed.remove_authorization = !policy.forward_authorization;
+                    allowed.exposed = expose(principal);
+                    Verdict::Allow(allowed)
+                }
+                Err(denial) => Verdict::Deny(denial),
             }
-            Err(denial) => Verdict::Deny(denial),
-        },
+        }
     }
 }
 
+/// The token's verdict, and its principal when `want_principal`.
 fn judge_token(
     service: &TokenService,
     credential: &Credential<'_>,
     inputs: TokenInputs<'_>,
-) -> Result<Allowed, Denial> {
+    want_principal: bool,
+) -> Result<(Allowed, Option<String>), Denial> {
     let (keys, missing) = match inputs.keys {
         Keys::Ready(keys) => (keys, None),
         Keys::Partial { local, remote } => (local, Some(remote.denial())),
@@ -157,18 +183,25 @@ fn judge_token(
             }
         },
     };
+    if let Some(rule) = claims::first_unmet(verified.claims(), &service.required_claims) {
+        return Err(Denial::ClaimNotAllowed(rule.name_id));
+    }
     let mut allowed = Allowed {
         token_exp: verified.exp(),
         cache_hit,
         ..Allowed::default()
     };
     for mapping in &service.claim_to_headers {
-        allowed.remove_headers.push(mapping.header.clone());
         if let Some(value) = verified.claim_header_value(&mapping.claim) {
             allowed.set_headers.push((mapping.header.clone(), value));
         }
     }
-    Ok(allowed)
+    let principal = if want_principal {
+        verified.claim_header_value(&service.principal_claim)
+    } else {
+        None
+    };
+    Ok((allowed, principal))
 }
 
 #[cfg(test)]
@@ -393,10 +426,9 @@ mod tests {
         };
         let hit = allowed_b(NOW + 2);
         assert_eq!(hit.cache_hit, Some(true));
-        assert_eq!(hit.remove_headers, ["x-roles"]);
         assert_eq!(
             hit.set_headers,
-            [("x-roles".to_string(), "r1,r2".to_string())]
+            [("x-roles".to_string(), r#"["r1","r2"]"#.to_string())]
         );
         cache.use_key_set(2);
         assert_eq!(allowed_b(NOW + 2).cache_hit, Some(false));
@@ -480,6 +512,123 @@ mod tests {
             ];
             for (i, (token, want)) in table.iter().enumerate() {
                 assert_eq!(judge(token), *want, "{remote:?} row {i}");
+            }
+        }
+    }
+
+    /// Required claims, principals and the credential cap, each judged with a cache (twice, so
+    /// the second is a hit) and without one: hits re-check the requesting service's rules.
+    #[test]
+    fn required_claims_principal_and_size_table() {
+        use crate::jwks::testkit::{ed_jwk, mint};
+        use serde_json::json;
+
+        const ISS: &str = "https://login.example.com/t/v2.0";
+        const NOW: i64 = 1_700_000_000;
+        let jwks = json!({"keys": [ed_jwk(Some("ed"), None)]});
+        let config = config::parse(
+            json!({
+                "auth_enabled": false, "token_auth_enabled": true, "max_token_bytes": 2048,
+                "required_claims": {"roles": ["Model.Score"]},
+                "token": {"issuer": [ISS, "https://sts.example/t/"], "local_jwks": jwks,
+                          "principal_claim": "oid"},
+                "services": [
+                    {"name": "open", "path_prefix": "/open/", "required_claims": {}, "expose_principal": true},
+                    {"name": "scp", "path_prefix": "/scp/", "expose_principal": true,
+                     "required_claims": {"scp": ["model.score"], "tid": ["t1", "t2"]}},
+                    {"name": "v1", "path_prefix": "/v1/", "token": {"issuers": ["https://sts.example/t/"]}},
+                    {"name": "keyed", "path_prefix": "/k/", "auth_enabled": true, "token_auth_enabled": false,
+                     "primary_key": "pk", "expose_principal": true}
+                ]
+            })
+            .to_string()
+            .as_bytes(),
+            &|_| None,
+        )
+        .unwrap();
+        let keys = crate::jwks::parse_jwks(&serde_json::to_vec(&jwks).unwrap())
+            .unwrap()
+            .keys;
+        let token = |extra: serde_json::Value| {
+            let mut claims = json!({"iss": ISS, "sub": "s-1", "oid": "oid-1", "exp": NOW + 600});
+            for (k, v) in extra.as_object().unwrap() {
+                claims[k] = v.clone();
+            }
+            mint(&json!({"alg": "EdDSA", "kid": "ed"}), &claims)
+        };
+        let roles = token(json!({"roles": ["Model.Read", "Model.Score"]}));
+        let no_roles = token(json!({"roles": "Model.Read"}));
+        let scoped = token(json!({"scp": "user.read model.score", "tid": "t2"}));
+        let wrong_tenant = token(json!({"scp": "model.score", "tid": "t3"}));
+        let v1 = token(json!({"iss": "https://sts.example/t/", "roles": "Model.Score", "oid": 5}));
+        let large = token(json!({"roles": "Model.Score", "pad": "p".repeat(1_900)}));
+        let svc = |i: usize| &config.services[i].policy;
+        let top = &config.default_policy;
+        let roles_id = config
+            .required_claim_names
+            .iter()
+            .position(|n| n == "roles")
+            .unwrap() as u32;
+        let tid_id = config
+            .required_claim_names
+            .iter()
+            .position(|n| n == "tid")
+            .unwrap() as u32;
+        let scp_id = config
+            .required_claim_names
+            .iter()
+            .position(|n| n == "scp")
+            .unwrap() as u32;
+        let exposed = |service: &str, principal: Option<&str>| {
+            Some(Exposed {
+                service: service.to_string(),
+                principal: principal.map(str::to_string),
+            })
+        };
+        type Want = Result<Option<Exposed>, Denial>;
+        let table: Vec<(&ServicePolicy, &str, Want)> = vec![
+            (top, &roles, Ok(None)),
+            (top, &no_roles, Err(Denial::ClaimNotAllowed(roles_id))),
+            (top, &scoped, Err(Denial::ClaimNotAllowed(roles_id))),
+            (svc(0), &no_roles, Ok(exposed("open", Some("oid-1")))),
+            (svc(1), &roles, Err(Denial::ClaimNotAllowed(scp_id))),
+            (svc(1), &scoped, Ok(exposed("scp", Some("oid-1")))),
+            (svc(1), &wrong_tenant, Err(Denial::ClaimNotAllowed(tid_id))),
+            (
+                svc(2),
+                &roles,
+                Err(Denial::Token(TokenError::IssuerMismatch)),
+            ),
+            (svc(2), &v1, Ok(None)),
+            (svc(0), &v1, Ok(exposed("open", Some("5")))),
+            (top, &v1, Ok(None)),
+            (top, &large, Err(Denial::CredentialTooLong)),
+            (svc(3), &large, Err(Denial::CredentialTooLong)),
+            (svc(3), "pk", Ok(exposed("keyed", Some("primary")))),
+        ];
+        assert!(large.len() > 2048 && large.len() < MAX_KEY_CREDENTIAL_LEN * 3);
+        let cache = TokenCache::new(&[3; 32], 16);
+        cache.use_key_set(1);
+        for pass in 0..2 {
+            for (policy, credential, want) in &table {
+                let header = format!("Bearer {credential}");
+                for cache in [None, Some(&cache)] {
+                    let got = decide(
+                        policy,
+                        [("authorization", header.as_bytes())],
+                        TokenInputs {
+                            now: NOW,
+                            keys: Keys::Ready(&keys),
+                            cache,
+                        },
+                    );
+                    let got = match got {
+                        Verdict::Allow(a) => Ok(a.exposed),
+                        Verdict::Deny(d) => Err(d),
+                        Verdict::PassThrough => panic!("pass-through"),
+                    };
+                    assert_eq!(&got, want, "pass {pass} {} {credential:.20}", policy.name);
+                }
             }
         }
     }

@@ -149,6 +149,7 @@ mod tests {
                 name: name.to_string(),
                 mode: AuthMode::PassThrough,
                 forward_authorization: false,
+                expose_principal: false,
             },
             path_prefix: prefix.to_string(),
             hosts: hosts.iter().map(|h| h.to_string()).collect(),

@@ -16,12 +16,16 @@ pub enum Denial {
     EmptyCredential,
     /// The credential is not an RFC 6750 token68 (inner whitespace, control bytes, quotes...).
     MalformedCredential,
-    /// The Authorization header is longer than the 8 KiB cap.
+    /// The credential is longer than the policy reads: `max_token_bytes` in token mode, the
+    /// longest possible key in key mode.
     CredentialTooLong,
     /// The credential is neither the primary nor the secondary key.
     InvalidKey,
     /// The token was refused (401; 403 when only its audience is not allowed).
     Token(TokenError),
+    /// The token is valid but a required claim (by its index in the configuration's list of
+    /// required claim names) is absent or holds no allowed value (403).
+    ClaimNotAllowed(u32),
     /// Token auth is on but no key set was ever obtained: the credential cannot be judged (503).
     KeysUnavailable,
     /// The last key set is older than `max_stale_seconds`: token requests fail closed (503).
@@ -51,6 +55,7 @@ impl Denial {
             Denial::CredentialTooLong => "credential_too_long",
             Denial::InvalidKey => "invalid_key",
             Denial::Token(e) => e.as_str(),
+            Denial::ClaimNotAllowed(_) => "claim_not_allowed",
             Denial::KeysUnavailable => "jwks_unavailable",
             Denial::KeysStale => "jwks_stale",
         }
@@ -66,9 +71,10 @@ impl Denial {
             Denial::MalformedCredential => {
                 "the Bearer credential has characters a credential cannot have"
             }
-            Denial::CredentialTooLong => "the Authorization header is longer than 8192 bytes",
+            Denial::CredentialTooLong => "the credential is longer than this service accepts",
             Denial::InvalidKey => "the credential is not a valid key for this service",
             Denial::Token(e) => token_message(e),
+            Denial::ClaimNotAllowed(_) => "the token lacks a claim value this service requires",
             Denial::KeysUnavailable => {
                 "the token signing keys are not available yet; retry shortly"
             }
@@ -81,6 +87,7 @@ impl Denial {
     pub fn http_status(self) -> u16 {
         match self {
             Denial::Token(e) if e.is_forbidden() => 403,
+            Denial::ClaimNotAllowed(_) => 403,
             Denial::KeysUnavailable | Denial::KeysStale => 503,
             _ => 401,
         }
@@ -92,6 +99,7 @@ impl Denial {
         match self {
             Denial::MissingCredential | Denial::KeysUnavailable | Denial::KeysStale => None,
             Denial::Token(e) if e.is_forbidden() => Some("insufficient_scope"),
+            Denial::ClaimNotAllowed(_) => Some("insufficient_scope"),
             _ => Some("invalid_token"),
         }
     }
@@ -110,12 +118,13 @@ pub struct LocalReply {
 
 fn token_message(e: TokenError) -> &'static str {
     match e {
-        TokenError::TooLong => "the token is longer than 8192 bytes",
+        TokenError::TooLong => "the token is longer than this service accepts",
         TokenError::Malformed => "the token is not a compact JWS of three parts",
         TokenError::BadBase64 => "a token part is not unpadded base64url",
         TokenError::MalformedHeader => "the token header is not a valid JSON object",
         TokenError::MalformedPayload => "the token payload is not a valid JSON object",
         TokenError::DuplicateMember => "the token repeats a member name",
+        TokenError::InvalidClaimType => "a registered token claim has the wrong type",
         TokenError::UnsupportedAlgorithm => "the token algorithm is not accepted",
         TokenError::CriticalHeader => "the token has critical header extensions",
         TokenError::NestedToken => "nested tokens are not accepted",
@@ -142,6 +151,12 @@ pub const RETRY_AFTER_SECONDS: &str = "5";
 /// Builds the reply for a denial. `realm` is the configured realm, already validated to be a
 /// quoted-string-safe value.
 pub fn reply(denial: Denial, realm: &str) -> LocalReply {
+    reply_naming(denial, realm, None)
+}
+
+/// [`reply`], with the name of the claim a [`Denial::ClaimNotAllowed`] refers to added to the
+/// body as `claim` (the claim's value never appears).
+pub fn reply_naming(denial: Denial, realm: &str, claim: Option<&str>) -> LocalReply {
     if denial.http_status() == 503 {
         return LocalReply {
             status: 503,
@@ -164,8 +179,12 @@ pub fn reply(denial: Denial, realm: &str) -> LocalReply {
             denial.message()
         ),
     };
+    let claim = claim
+        .and_then(|c| serde_json::to_string(c).ok())
+        .map(|quoted| format!(",\"claim\":{quoted}"))
+        .unwrap_or_default();
     let body = format!(
-        "{{\"error\":\"{}\",\"reason\":\"{}\",\"message\":\"{}\"}}",
+        "{{\"error\":\"{}\",\"reason\":\"{}\",\"message\":\"{}\"{claim}}}",
         denial.bearer_error().unwrap_or("unauthorized"),
         denial.code(),
         denial.message()
@@ -237,6 +256,13 @@ mod tests {
         let r = reply(Denial::Token(TokenError::AudienceNotAllowed), "aml");
         assert_eq!(r.status, 403);
         assert!(r.headers[0].1.contains("error=\"insufficient_scope\""));
+        let r = reply_naming(Denial::ClaimNotAllowed(0), "aml", Some("ro\"les"));
+        assert_eq!(r.status, 403);
+        assert!(r.headers[0].1.contains("error=\"insufficient_scope\""));
+        let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(body["error"], "insufficient_scope");
+        assert_eq!(body["reason"], "claim_not_allowed");
+        assert_eq!(body["claim"], "ro\"les");
         for denial in [Denial::KeysUnavailable, Denial::KeysStale] {
             let r = reply(denial, "aml");
             assert_eq!(r.status, 503);

@@ -235,11 +235,9 @@ mod tests {
 
     fn policy() -> TokenPolicy {
         TokenPolicy {
-            issuer: ISS.to_owned(),
-            audiences: None,
             clock_skew_seconds: 0,
-            max_lifetime_seconds: None,
             require_expiration: false,
+            ..TokenPolicy::new(vec![ISS.to_owned()])
         }
     }
 

@@ -574,13 +574,7 @@ fn keys_list_shows_modes_and_storage_but_never_keys() {
                 "primary=inherited",
                 "secondary=env:AML_TEST_SECONDARY"
             ],
-            vec![
-                "fraud",
-                "/fraud/",
-                "token",
-                "primary=inherited",
-                "secondary=inherited"
-            ],
+            vec!["fraud", "/fraud/", "token", "primary=n/a", "secondary=n/a"],
             vec![
                 "vip",
                 "/vip/",
@@ -588,13 +582,7 @@ fn keys_list_shows_modes_and_storage_but_never_keys() {
                 "primary=plaintext",
                 "secondary=inherited"
             ],
-            vec![
-                "open",
-                "/open/",
-                "none",
-                "primary=inherited",
-                "secondary=inherited"
-            ],
+            vec!["open", "/open/", "none", "primary=n/a", "secondary=n/a"],
         ]
     );
     for secret in [
@@ -663,11 +651,8 @@ fn token_issue_rs256_and_es256_verify_with_the_filters_own_verifier() {
     let keys = parse_jwks(set.to_string().as_bytes()).unwrap();
     assert!(keys.dropped.is_empty());
     let policy = TokenPolicy {
-        issuer: iss.into(),
         audiences: Some(vec![aud.into()]),
-        clock_skew_seconds: 60,
-        max_lifetime_seconds: None,
-        require_expiration: true,
+        ..TokenPolicy::new(vec![iss.into()])
     };
     for (pem, alg, ttl) in [
         ("rsa-a.pem", "RS256", 3600i64),
@@ -764,11 +749,9 @@ fn token_issue_other_algorithms_and_explicit_kid() {
     let token = stdout(&out).lines().next().unwrap().to_string();
     let keys = parse_jwks(set.to_string().as_bytes()).unwrap();
     let policy = TokenPolicy {
-        issuer: "i".into(),
         audiences: Some(vec!["a".into()]),
-        clock_skew_seconds: 60,
         max_lifetime_seconds: Some(60),
-        require_expiration: true,
+        ..TokenPolicy::new(vec!["i".into()])
     };
     assert_eq!(
         verify(&token, &keys.keys, &policy, unix_now())
@@ -844,6 +827,18 @@ fn token_issue_and_jwks_refusals() {
             &[],
             1,
             "not a PKCS#8 PEM private key",
+        ),
+        (
+            base(&data("rsa-a-pkcs1.pem")),
+            &[],
+            1,
+            "this is a PKCS#1 key: convert it to PKCS#8 with `openssl pkcs8 -topk8 -nocrypt -in",
+        ),
+        (
+            base(&data("p256-a-sec1.pem")),
+            &[],
+            1,
+            "this is a SEC1 key: convert it to PKCS#8 with `openssl pkcs8 -topk8 -nocrypt -in",
         ),
         (
             base(&rsa),
@@ -944,11 +939,8 @@ fn jwks_admits_every_algorithm_token_issue_signs_with() {
     let set = jwks_of(&["rsa-a.pem", "p256-a.pem", "ed25519-a.pem"]);
     let keys = parse_jwks(set.to_string().as_bytes()).unwrap().keys;
     let policy = TokenPolicy {
-        issuer: "i".into(),
         audiences: Some(vec!["a".into()]),
-        clock_skew_seconds: 60,
-        max_lifetime_seconds: None,
-        require_expiration: true,
+        ..TokenPolicy::new(vec!["i".into()])
     };
     let cases = [
         ("rsa-a.pem", "RS256"),
@@ -1099,6 +1091,8 @@ fn a_closed_stdout_ends_every_command_quietly() {
         (&["token", "issue", "--help"], 0),
         (&["keys", "list", "--config", "/nonexistent"], 1),
         (&["bogus"], 2),
+        (&["token", "check", "--config", cfg, "a.b.c"], 1),
+        (&["token", "check", "--help"], 0),
     ];
     for (args, code) in cases {
         for both in [false, true] {
@@ -1275,4 +1269,66 @@ fn an_ecds_file_as_config_is_refused_with_a_hint() {
     assert_eq!(read(&ecds), ecds_text);
     let out = cli(&["keys", "list", "--config", path]);
     assert_refused(&out, 1, "--envoy-ecds");
+}
+
+/// Runs the binary as uid/gid 65534 (not root), as an operator account would.
+fn cli_as_nobody(args: &[&str]) -> Output {
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_aml-auth"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// A user who may not write the configuration, in a directory it may write, would replace it by
+/// rename (and own the new file): refused. A user who may write it but cannot give the new file
+/// its owner is refused before anything is written.
+#[test]
+fn regen_as_another_user_refuses_what_it_cannot_replace_faithfully() {
+    use std::os::unix::fs::MetadataExt as _;
+    let dir = scratch_dir("cli-regen-nobody");
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+    let text = "{\"primary_key\": \"p0\", \"secondary_key\": \"s0\"}\n";
+    let cases = [
+        (0o644, 0, "is not writable (mode 0644)"),
+        (0o664, 65534, "cannot give the new file the owner 0:65534"),
+    ];
+    for (mode, gid, fragment) in cases {
+        let config = write(&dir, "config.json", text);
+        std::os::unix::fs::chown(&config, Some(0), Some(gid)).unwrap();
+        fs::set_permissions(&config, fs::Permissions::from_mode(mode)).unwrap();
+        let out = cli_as_nobody(&[
+            "keys",
+            "regen",
+            "primary",
+            "--config",
+            config.to_str().unwrap(),
+        ]);
+        assert_refused(&out, 1, fragment);
+        assert_eq!(read(&config), text);
+        let meta = fs::metadata(&config).unwrap();
+        assert_eq!(
+            (meta.uid(), meta.gid(), meta.mode() & 0o777),
+            (0, gid, mode)
+        );
+        assert_eq!(listing(&dir), ["config.json"]);
+    }
+    let config = write(&dir, "config.json", text);
+    std::os::unix::fs::chown(&config, Some(65534), Some(65534)).unwrap();
+    let lock = dir.join(".config.json.aml-auth-lock");
+    std::os::unix::fs::chown(&lock, Some(0), Some(0)).unwrap();
+    fs::set_permissions(&lock, fs::Permissions::from_mode(0o644)).unwrap();
+    let out = cli_as_nobody(&[
+        "keys",
+        "regen",
+        "primary",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    assert_ok(&out);
+    assert_eq!(
+        slot_of(&parse_config(&read(&config)), None, &last_line(&out)),
+        Some(KeySlot::Primary)
+    );
 }

@@ -230,7 +230,10 @@ fn claims_are_copied_to_headers_and_spoofed_copies_removed() {
     assert_status(&resp, 200, None);
     let got = &upstream.received()[0];
     assert_eq!(got.header_values("x-aml-user"), vec!["user-1"]);
-    assert_eq!(got.header_values("x-aml-roles"), vec!["scorer,reader"]);
+    assert_eq!(
+        got.header_values("x-aml-roles"),
+        vec![r#"["scorer","reader"]"#]
+    );
     let without_roles = rsa_a()
         .sign("RS256", Some("rsa-a"), &good_claims())
         .unwrap();

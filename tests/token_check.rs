@@ -382,6 +382,57 @@ fn keys_come_from_jwks_or_local_jwks_and_are_never_fetched() {
         "{}",
         r.stdout
     );
+    let both = dir.join("both.json");
+    std::fs::write(
+        &both,
+        json!({
+            "auth_enabled": false, "token_auth_enabled": true,
+            "token": {"issuer": ISS, "audiences": [AUD],
+                      "local_jwks": jwks_of(&["ed25519-a.pem"]),
+                      "remote_jwks": {"cluster": "workspace", "uri": "http://127.0.0.1:9/keys"}}
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let r = check(&both, &[], &token);
+    assert_eq!(
+        r.code,
+        Some(0),
+        "a local key judges without the remote set: {}",
+        r.stdout
+    );
+    let remote_signed = issue("rsa-a.pem", &[]);
+    let r = check(&both, &[], &remote_signed);
+    assert_eq!(r.code, Some(1), "{}", r.stdout);
+    assert_checks(
+        &r,
+        &[
+            ("header", "fail unknown_kid"),
+            ("claims", "not run"),
+            ("signature", "not run"),
+        ],
+    );
+    assert!(
+        r.verdict.starts_with("deny 503 jwks_unavailable"),
+        "before the remote set, an unknown kid cannot be judged: {}",
+        r.verdict
+    );
+    std::fs::write(&jwks, jwks_of(&["rsa-a.pem"]).to_string()).unwrap();
+    let r = check(&both, &["--jwks", jwks.to_str().unwrap()], &remote_signed);
+    assert_eq!(r.code, Some(0), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("keys: 1 usable from --jwks")
+            && r.stdout.contains("then 1 from token.local_jwks"),
+        "{}",
+        r.stdout
+    );
+    let r = check(&both, &["--jwks", jwks.to_str().unwrap()], &token);
+    assert_eq!(
+        r.code,
+        Some(0),
+        "local keys stay beside --jwks: {}",
+        r.stdout
+    );
     std::fs::write(&jwks, "{\"keys\": 5}").unwrap();
     let out = cli(
         &[
@@ -558,11 +609,9 @@ fn trace_agrees_with_verify() {
         .unwrap()
         .keys;
     let policy = TokenPolicy {
-        issuer: ISS.into(),
         audiences: Some(vec![AUD.into()]),
-        clock_skew_seconds: 60,
         max_lifetime_seconds: Some(3600),
-        require_expiration: true,
+        ..TokenPolicy::new(vec![ISS.into()])
     };
     let kid = signing_key("rsa-a.pem").thumbprint();
     let tokens = [

@@ -72,20 +72,18 @@ fn main() -> std::process::ExitCode {
         return std::process::ExitCode::FAILURE;
     };
     let keys = parsed.keys;
+    let issuer = data
+        .get("issuer")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     let policy = TokenPolicy {
-        issuer: data
-            .get("issuer")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string(),
         audiences: Some(vec![data
             .get("audience")
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string()]),
-        clock_skew_seconds: 60,
-        max_lifetime_seconds: None,
-        require_expiration: true,
+        ..TokenPolicy::new(vec![issuer])
     };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

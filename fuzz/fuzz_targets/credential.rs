@@ -2,19 +2,19 @@
 //! `credential::extract` on a header list (lines `name:value`), then the key-mode decision.
 #![no_main]
 
-use aml_auth_filter::credential::{extract, parse_authorization, MAX_AUTHORIZATION_LEN};
+use aml_auth_filter::credential::{extract, parse_authorization, MAX_KEY_CREDENTIAL_LEN};
 use aml_auth_filter::keys::{is_token68, KeyDigest, KeyPair};
 use aml_auth_filter::status::Denial;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    match parse_authorization(data) {
+    match parse_authorization(data, MAX_KEY_CREDENTIAL_LEN) {
         Ok(c) => {
-            assert!(data.len() <= MAX_AUTHORIZATION_LEN);
+            assert!(c.as_bytes().len() <= MAX_KEY_CREDENTIAL_LEN);
             assert!(is_token68(c.as_bytes()), "a credential is always token68");
             assert!(!c.as_bytes().is_empty());
         }
-        Err(Denial::CredentialTooLong) => assert!(data.len() > MAX_AUTHORIZATION_LEN),
+        Err(Denial::CredentialTooLong) => assert!(data.len() > MAX_KEY_CREDENTIAL_LEN),
         Err(_) => {}
     }
     let lines: Vec<(&str, &[u8])> = data
@@ -28,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
             ))
         })
         .collect();
-    if let Ok(c) = extract(lines.iter().copied()) {
+    if let Ok(c) = extract(lines.iter().copied(), MAX_KEY_CREDENTIAL_LEN) {
         let pair = KeyPair::new(Some(KeyDigest::of(b"fuzz-key")), None);
         if let Some(pair) = pair {
             let _ = pair.check(c.as_bytes());

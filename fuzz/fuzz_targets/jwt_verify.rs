@@ -6,6 +6,7 @@
 use aml_auth_filter::config::{AuthMode, ServicePolicy, TokenService};
 use aml_auth_filter::jwt::{verify, verify_jws};
 use aml_auth_filter::policy::{decide, Keys, TokenInputs, Verdict};
+use aml_auth_filter::token::claims::RequiredClaim;
 use aml_auth_filter_fuzz::{keyset, policy, NOW};
 use libfuzzer_sys::fuzz_target;
 
@@ -35,8 +36,15 @@ fuzz_target!(|data: &[u8]| {
         mode: AuthMode::Token(TokenService {
             policy: policy(),
             claim_to_headers: Vec::new(),
+            required_claims: vec![RequiredClaim {
+                claim: "roles".to_string(),
+                allowed: vec!["Model.Score".to_string()],
+                name_id: 0,
+            }],
+            principal_claim: "sub".to_string(),
         }),
         forward_authorization: false,
+        expose_principal: true,
     };
     let mut value = b"Bearer ".to_vec();
     value.extend_from_slice(rest);

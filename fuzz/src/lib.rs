@@ -40,10 +40,8 @@ pub fn keyset() -> &'static KeySet {
 /// The fixed policy: issuer, audience, 60 s skew, one-hour lifetime cap, exp required.
 pub fn policy() -> TokenPolicy {
     TokenPolicy {
-        issuer: ISSUER.to_string(),
         audiences: Some(vec![AUDIENCE.to_string()]),
-        clock_skew_seconds: 60,
         max_lifetime_seconds: Some(3_600),
-        require_expiration: true,
+        ..TokenPolicy::new(vec![ISSUER.to_string()])
     }
 }

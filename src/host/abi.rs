@@ -89,6 +89,12 @@ extern "C" {
         value_size: usize,
         cas: u32,
     ) -> u32;
+    fn proxy_set_property(
+        path_data: *const u8,
+        path_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
     fn proxy_get_status(
         return_code: *mut u32,
         return_message_data: *mut *mut u8,
@@ -263,6 +269,13 @@ pub fn replace_header(map_type: u32, name: &str, value: &str) -> Result<(), Host
             value.len(),
         )
     })
+}
+
+/// Sets a property of the current stream; a one-segment `name` becomes Envoy filter state
+/// `wasm.<name>`.
+pub fn set_property(name: &str, value: &[u8]) -> Result<(), HostStatus> {
+    // SAFETY: `name` and `value` outlive the call.
+    check(unsafe { proxy_set_property(name.as_ptr(), name.len(), value.as_ptr(), value.len()) })
 }
 
 /// Removes every value of a header.

@@ -521,9 +521,9 @@ fn document_errors() {
             "not_json",
         ),
         (
-            "deep nesting, skipped iteratively",
+            "deep nesting (past 64 levels)",
             deep.into_bytes(),
-            "not_an_object",
+            "not_json",
         ),
         (
             "deep nesting in a key",
@@ -535,9 +535,9 @@ fn document_errors() {
         ("number", b"1".to_vec(), "not_an_object"),
         ("null", b"null".to_vec(), "not_an_object"),
         (
-            "deep nesting in an ignored member",
+            "deep nesting in an ignored member (past 64 levels)",
             deep_ignored.into_bytes(),
-            "missing_keys",
+            "not_json",
         ),
         ("keys missing", br#"{"key":[]}"#.to_vec(), "missing_keys"),
         (
@@ -561,6 +561,42 @@ fn document_errors() {
     for (name, body, code) in cases {
         let err = parse_jwks(&body).expect_err(name);
         assert_eq!(err.as_str(), code, "{name}");
+    }
+}
+
+#[test]
+fn nesting_is_capped_at_64_levels_everywhere_in_the_document() {
+    let key = rsa_jwk(Some("k"), None);
+    let with_member = |levels: usize| {
+        let mut entry = key.clone();
+        entry["x-ext"] =
+            serde_json::from_str(&format!("{}{}", "[".repeat(levels), "]".repeat(levels)))
+                .unwrap_or(Value::Null);
+        entry
+    };
+    // Levels: document 1, `keys` 2, the key 3, its member from 4.
+    let in_key = |levels: usize| jwks_body(&[with_member(levels)]);
+    let beside = |levels: usize| {
+        format!(
+            r#"{{"keys":[{key}],"x":{}{}}}"#,
+            "[".repeat(levels),
+            "]".repeat(levels)
+        )
+        .into_bytes()
+    };
+    let after_the_cap = |levels: usize| {
+        let mut entries = vec![key.clone(); MAX_KEYS];
+        entries.push(with_member(levels));
+        jwks_body(&entries)
+    };
+    for (name, body, ok) in [
+        ("in a key, 64", in_key(61), true),
+        ("in a key, 65", in_key(62), false),
+        ("beside keys, 64", beside(63), true),
+        ("beside keys, 65", beside(64), false),
+        ("skipped entry, 65", after_the_cap(62), false),
+    ] {
+        assert_eq!(parse_jwks(&body).is_ok(), ok, "{name}");
     }
 }
 

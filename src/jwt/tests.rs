@@ -26,11 +26,12 @@ const P256_N: [u8; 32] = [
 
 fn policy() -> TokenPolicy {
     TokenPolicy {
-        issuer: ISS.to_owned(),
+        issuers: vec![ISS.to_owned()],
         audiences: Some(vec![AUD.to_owned(), "api://other".to_owned()]),
         clock_skew_seconds: SKEW as u64,
         max_lifetime_seconds: Some(86_400),
         require_expiration: true,
+        max_token_bytes: DEFAULT_MAX_TOKEN_LEN,
     }
 }
 
@@ -409,6 +410,33 @@ fn structure_rejections() {
             "malformed_payload",
         ),
         (
+            "payload nested 64 levels (the cap)",
+            es(&hdr, &nested_claims(63)),
+            "ok",
+        ),
+        (
+            "payload nested 65 levels",
+            es(&hdr, &nested_claims(64)),
+            "malformed_payload",
+        ),
+        (
+            "payload nested 101 levels (jwt_authn refuses too)",
+            es(&hdr, &nested_claims(100)),
+            "malformed_payload",
+        ),
+        (
+            "header nested 65 levels",
+            es(
+                &format!(
+                    r#"{{"alg":"ES256","kid":"ec","x":{}{}}}"#,
+                    "[".repeat(64),
+                    "]".repeat(64)
+                ),
+                &payload,
+            ),
+            "malformed_header",
+        ),
+        (
             "duplicate alg",
             es(r#"{"alg":"ES256","kid":"ec","alg":"ES256"}"#, &payload),
             "duplicate_member",
@@ -497,6 +525,105 @@ fn structure_rejections() {
         es(&hdr, &deep).len() <= MAX_TOKEN_LEN,
         "deep case must hit the depth limit, not the length cap"
     );
+}
+
+/// The standard claims plus `x`, an array nested `levels` deep (the payload object adds one).
+fn nested_claims(levels: usize) -> String {
+    let mut c = claims().to_string();
+    c.pop();
+    format!(r#"{c},"x":{}{}}}"#, "[".repeat(levels), "]".repeat(levels))
+}
+
+#[test]
+fn registered_claims_of_the_wrong_type_are_refused() {
+    let es = header(Alg::Es256);
+    let mut cases: Vec<(String, String, &str)> = Vec::new();
+    for claim in ["sub", "jti"] {
+        for (kind, value) in [
+            ("number", json!(123)),
+            ("null", Value::Null),
+            ("true", json!(true)),
+            ("object", json!({"id": "x"})),
+            ("array", json!(["x"])),
+        ] {
+            cases.push((
+                format!("{claim} {kind}"),
+                mint(&es, &with(claims(), claim, value)),
+                "invalid_claim_type",
+            ));
+        }
+        cases.push((
+            format!("{claim} string"),
+            mint(&es, &with(claims(), claim, json!("id-1"))),
+            "ok",
+        ));
+    }
+    for claim in ["exp", "nbf", "iat"] {
+        cases.push((
+            format!("{claim} string"),
+            mint(&es, &with(claims(), claim, json!("1700000000"))),
+            "invalid_claim_type",
+        ));
+    }
+    cases.push((
+        "aud array with a number".to_string(),
+        mint(&es, &with(claims(), "aud", json!([AUD, 7]))),
+        "invalid_claim_type",
+    ));
+    cases.push((
+        "unregistered claims may have any type".to_string(),
+        mint(&es, &with(claims(), "azp", json!({"x": [1, null]}))),
+        "ok",
+    ));
+    run_table(
+        cases
+            .iter()
+            .map(|(n, t, c)| (n.as_str(), t.clone(), *c))
+            .collect(),
+    );
+}
+
+#[test]
+fn several_issuers_and_the_size_cap() {
+    let es = header(Alg::Es256);
+    let keys = standard_keyset();
+    let two = TokenPolicy {
+        issuers: vec!["https://sts.windows.net/t/".to_owned(), ISS.to_owned()],
+        ..policy()
+    };
+    let cases: &[(&str, &str)] = &[
+        (ISS, "ok"),
+        ("https://sts.windows.net/t/", "ok"),
+        ("https://sts.windows.net/t", "issuer_mismatch"),
+        ("https://STS.windows.net/t/", "issuer_mismatch"),
+        ("", "issuer_mismatch"),
+    ];
+    for (iss, want) in cases {
+        let token = mint(&es, &with(claims(), "iss", json!(iss)));
+        assert_eq!(code(verify(&token, &keys, &two, NOW)), *want, "{iss}");
+    }
+    let token = good(Alg::Es256);
+    for (cap, want) in [
+        (token.len(), "ok"),
+        (token.len() - 1, "token_too_long"),
+        (usize::MAX, "ok"),
+    ] {
+        let capped = TokenPolicy {
+            max_token_bytes: cap,
+            ..policy()
+        };
+        assert_eq!(code(verify(&token, &keys, &capped, NOW)), want, "{cap}");
+    }
+    let big = mint(
+        &es,
+        &with(claims(), "groups", json!(vec!["0".repeat(36); 1_500])),
+    );
+    assert!(big.len() > MAX_TOKEN_LEN);
+    let unlimited = TokenPolicy {
+        max_token_bytes: usize::MAX,
+        ..policy()
+    };
+    assert_eq!(code(verify(&big, &keys, &unlimited, NOW)), "token_too_long");
 }
 
 fn hs256_with_rsa_public_key() -> String {
@@ -636,13 +763,18 @@ fn header_rejections() {
             "unknown_kid",
         ),
         (
-            "kid empty",
+            "kid empty is no kid (as in jwt_authn): the kidless search finds the key",
             mint(&with(es.clone(), "kid", json!("")), &c),
-            "unknown_kid",
+            "ok",
         ),
         (
             "kid 10 KB",
             mint(&with(es.clone(), "kid", json!("k".repeat(10_240))), &c),
+            "invalid_kid",
+        ),
+        (
+            "kid 40 KB",
+            mint(&with(es.clone(), "kid", json!("k".repeat(40_960))), &c),
             "token_too_long",
         ),
         (
@@ -926,17 +1058,17 @@ fn issuer_rejections() {
         (
             "number",
             mint(&es, &with(claims(), "iss", json!(1))),
-            "issuer_mismatch",
+            "invalid_claim_type",
         ),
         (
             "array",
             mint(&es, &with(claims(), "iss", json!([ISS]))),
-            "issuer_mismatch",
+            "invalid_claim_type",
         ),
         (
             "null",
             mint(&es, &with(claims(), "iss", Value::Null)),
-            "issuer_mismatch",
+            "invalid_claim_type",
         ),
     ];
     run_table(cases);
@@ -992,26 +1124,26 @@ fn time_claims() {
         (
             "exp string",
             c("exp", json!((NOW + 60).to_string())),
-            "invalid_time_claim",
+            "invalid_claim_type",
         ),
-        ("exp bool", c("exp", json!(true)), "invalid_time_claim"),
-        ("exp null", c("exp", Value::Null), "invalid_time_claim"),
+        ("exp bool", c("exp", json!(true)), "invalid_claim_type"),
+        ("exp null", c("exp", Value::Null), "invalid_claim_type"),
         (
             "exp object",
             c("exp", json!({"t": NOW})),
-            "invalid_time_claim",
+            "invalid_claim_type",
         ),
         (
             "exp array",
             c("exp", json!([NOW + 60])),
-            "invalid_time_claim",
+            "invalid_claim_type",
         ),
-        ("nbf string", c("nbf", json!("0")), "invalid_time_claim"),
-        ("nbf bool", c("nbf", json!(false)), "invalid_time_claim"),
-        ("nbf null", c("nbf", Value::Null), "invalid_time_claim"),
-        ("iat string", c("iat", json!("now")), "invalid_time_claim"),
-        ("iat bool", c("iat", json!(true)), "invalid_time_claim"),
-        ("iat null", c("iat", Value::Null), "invalid_time_claim"),
+        ("nbf string", c("nbf", json!("0")), "invalid_claim_type"),
+        ("nbf bool", c("nbf", json!(false)), "invalid_claim_type"),
+        ("nbf null", c("nbf", Value::Null), "invalid_claim_type"),
+        ("iat string", c("iat", json!("now")), "invalid_claim_type"),
+        ("iat bool", c("iat", json!(true)), "invalid_claim_type"),
+        ("iat null", c("iat", Value::Null), "invalid_claim_type"),
         ("exp float", c("exp", json!(NOW as f64 + 100.9)), "ok"),
         ("nbf float", c("nbf", json!(NOW as f64 + 0.5)), "ok"),
         ("iat float", c("iat", json!(NOW as f64 - 0.25)), "ok"),
@@ -1190,11 +1322,15 @@ fn audience() {
             "audience_not_allowed",
         ),
         ("empty array", a(json!([])), "invalid_audience"),
-        ("number", a(json!(42)), "invalid_audience"),
-        ("mixed array", a(json!([AUD, 1])), "invalid_audience"),
-        ("array with null", a(json!([AUD, null])), "invalid_audience"),
-        ("object", a(json!({"aud": AUD})), "invalid_audience"),
-        ("null", a(Value::Null), "invalid_audience"),
+        ("number", a(json!(42)), "invalid_claim_type"),
+        ("mixed array", a(json!([AUD, 1])), "invalid_claim_type"),
+        (
+            "array with null",
+            a(json!([AUD, null])),
+            "invalid_claim_type",
+        ),
+        ("object", a(json!({"aud": AUD})), "invalid_claim_type"),
+        ("null", a(Value::Null), "invalid_claim_type"),
         (
             "missing",
             mint(&es, &without(claims(), "aud")),
@@ -1215,11 +1351,14 @@ fn audience() {
     };
     for token in [
         a(json!("api://elsewhere")),
-        a(json!(42)),
         mint(&es, &without(claims(), "aud")),
     ] {
         assert_eq!(code(verify(&token, &keys, &any_aud, NOW)), "ok");
     }
+    assert_eq!(
+        code(verify(&a(json!(42)), &keys, &any_aud, NOW)),
+        "invalid_claim_type"
+    );
     let err = check(&a(json!("api://elsewhere"))).unwrap_err();
     assert!(err.is_forbidden());
 }
@@ -1254,7 +1393,7 @@ fn cheap_checks_run_before_the_signature() {
         (
             "forged, bad aud type",
             forge(&es, &with(claims(), "aud", json!(1))),
-            "invalid_audience",
+            "invalid_claim_type",
         ),
         (
             "forged, bad time type, wrong issuer",
@@ -1262,7 +1401,7 @@ fn cheap_checks_run_before_the_signature() {
                 &es,
                 &with(with(claims(), "exp", json!("x")), "iss", json!("x")),
             ),
-            "issuer_mismatch",
+            "invalid_claim_type",
         ),
         (
             "forged, crit, unknown kid",
@@ -1315,21 +1454,21 @@ fn claim_header_values() {
         ("n", Some("42")),
         ("f", Some("1.5")),
         ("yes", Some("true")),
-        ("roles", Some("reader,scorer")),
+        ("roles", Some(r#"["reader","scorer"]"#)),
         ("aud", Some(AUD)),
         ("unicode", Some("Zoë")),
-        ("empty", None),
-        ("mixed", None),
-        ("nested", None),
-        ("obj", None),
-        ("null", None),
+        ("empty", Some("[]")),
+        ("mixed", Some(r#"["a",1]"#)),
+        ("nested", Some(r#"["a",["b"]]"#)),
+        ("obj", Some(r#"{"a":1}"#)),
+        ("null", Some("null")),
         ("crlf", None),
         ("lf", None),
         ("nul", None),
         ("tab", None),
         ("del", None),
         ("c1", None),
-        ("role_crlf", None),
+        ("role_crlf", Some(r#"["ok","bad\r\n"]"#)),
         ("absent", None),
     ];
     for (claim, expected) in cases {
@@ -1350,6 +1489,7 @@ fn error_codes_are_distinct_and_only_audience_is_forbidden() {
         TokenError::MalformedHeader,
         TokenError::MalformedPayload,
         TokenError::DuplicateMember,
+        TokenError::InvalidClaimType,
         TokenError::UnsupportedAlgorithm,
         TokenError::CriticalHeader,
         TokenError::NestedToken,

@@ -236,7 +236,7 @@ impl Default for Kit {
 /// `joined` is the reason for the credential Envoy forwards when it drops a bare CR (the two
 /// copies of `valid` joined into one).
 fn credential_rows(valid: &str, joined: &'static str) -> Vec<Case> {
-    let long = format!("Bearer {}", "a".repeat(8 * 1024));
+    let long = format!("Bearer {}", "a".repeat(40 * 1024));
     vec![
         Case::refused("headers: no credential", Auth::Absent, "missing_credential"),
         Case::refused(
@@ -348,7 +348,7 @@ fn credential_rows(valid: &str, joined: &'static str) -> Vec<Case> {
             400,
         ),
         Case::refused(
-            "headers: credential over 8 KiB",
+            "headers: credential of 40 KiB (over max_token_bytes and any key)",
             Auth::One(long.into_bytes()),
             "credential_too_long",
         ),
@@ -557,6 +557,19 @@ pub fn structure_rows(kit: &Kit) -> Vec<Case> {
             "malformed_payload",
         ),
         Case::token(
+            "structure: payload nested 65 levels (cap 64)",
+            &kit.es_raw(
+                &hdr,
+                &format!(
+                    r#"{{"iss":"{ISSUER}","x":{}{}}}"#,
+                    "[".repeat(64),
+                    "]".repeat(64)
+                ),
+            ),
+            401,
+            "malformed_payload",
+        ),
+        Case::token(
             "structure: duplicate `alg`",
             &kit.es_raw(r#"{"alg":"ES256","kid":"p256-a","alg":"ES256"}"#, &claims),
             401,
@@ -609,7 +622,7 @@ pub fn header_rows(kit: &Kit, attacker_url: &str) -> Vec<Case> {
             .unwrap()
     };
     let attacker_jwk = kit.attacker.public_jwk("attacker", Some("RS256"));
-    let kid_10k = "k".repeat(10 * 1024);
+    let kid_40k = "k".repeat(40 * 1024);
     let kid_300 = "k".repeat(300);
     let es_with = |extra: Value| {
         let mut header = json!({"alg": "ES256", "typ": "JWT", "kid": "p256-a"});
@@ -735,6 +748,10 @@ pub fn header_rows(kit: &Kit, attacker_url: &str) -> Vec<Case> {
             401,
             "unknown_kid",
         ),
+        Case::accepted(
+            "header: kid empty (no kid: the one ES256 key is tried)",
+            &es_with(json!({"kid": ""})),
+        ),
         Case::token(
             "header: kid differs in case",
             &es_with(json!({"kid": "P256-A"})),
@@ -742,8 +759,8 @@ pub fn header_rows(kit: &Kit, attacker_url: &str) -> Vec<Case> {
             "unknown_kid",
         ),
         Case::token(
-            "header: kid 10 KB long (credential over 8 KiB)",
-            &es_with(json!({ "kid": kid_10k })),
+            "header: kid 40 KB long (credential over max_token_bytes)",
+            &es_with(json!({ "kid": kid_40k })),
             401,
             "credential_too_long",
         ),
@@ -992,6 +1009,7 @@ pub fn claim_rows(kit: &Kit) -> Vec<Case> {
     };
     let ok = |name: &str, patch: Value| Case::accepted(name, &kit.es(&kit.claims_with(patch)));
     let bad = "invalid_time_claim";
+    let kind = "invalid_claim_type";
     let mut exp_null = kit.claims();
     exp_null["exp"] = Value::Null;
     vec![
@@ -1029,20 +1047,29 @@ pub fn claim_rows(kit: &Kit) -> Vec<Case> {
             "claims: exp a string",
             json!({"exp": (now + 600).to_string()}),
             401,
-            bad,
+            kind,
         ),
-        c("claims: exp a bool", json!({"exp": true}), 401, bad),
-        Case::token("claims: exp null", &kit.es(&exp_null), 401, bad),
+        c("claims: exp a bool", json!({"exp": true}), 401, kind),
+        Case::token("claims: exp null", &kit.es(&exp_null), 401, kind),
         c(
             "claims: exp an array",
             json!({"exp": [now + 600]}),
             401,
-            bad,
+            kind,
         ),
-        c("claims: nbf a string", json!({"nbf": "0"}), 401, bad),
-        c("claims: nbf a bool", json!({"nbf": false}), 401, bad),
-        c("claims: iat a string", json!({"iat": "now"}), 401, bad),
-        c("claims: iat a bool", json!({"iat": true}), 401, bad),
+        c("claims: nbf a string", json!({"nbf": "0"}), 401, kind),
+        c("claims: nbf a bool", json!({"nbf": false}), 401, kind),
+        c("claims: iat a string", json!({"iat": "now"}), 401, kind),
+        c("claims: iat a bool", json!({"iat": true}), 401, kind),
+        c("claims: sub a number", json!({"sub": 123}), 401, kind),
+        c("claims: sub true", json!({"sub": true}), 401, kind),
+        c(
+            "claims: jti an object",
+            json!({"jti": {"id": 1}}),
+            401,
+            kind,
+        ),
+        c("claims: iss an array", json!({"iss": [ISSUER]}), 401, kind),
         ok(
             "claims: exp a float (allowed, truncated)",
             json!({"exp": now as f64 + 600.7}),
@@ -1081,17 +1108,12 @@ pub fn claim_rows(kit: &Kit) -> Vec<Case> {
             401,
             "invalid_audience",
         ),
-        c(
-            "claims: aud a number",
-            json!({"aud": 42}),
-            401,
-            "invalid_audience",
-        ),
+        c("claims: aud a number", json!({"aud": 42}), 401, kind),
         c(
             "claims: aud mixed array",
             json!({"aud": [AUDIENCE, 1]}),
             401,
-            "invalid_audience",
+            kind,
         ),
         c(
             "claims: aud missing",

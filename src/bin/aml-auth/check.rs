@@ -8,7 +8,7 @@ use std::path::Path;
 use aml_auth_filter::config::{self, AuthMode, FilterConfig, ServicePolicy};
 use aml_auth_filter::jwks::{parse_jwks, KeySet};
 use aml_auth_filter::jwt::{self, Check, TokenError};
-use aml_auth_filter::policy::{self, Keys, TokenInputs, Verdict};
+use aml_auth_filter::policy::{self, Keys, TokenInputs, Unavailable, Verdict};
 use aml_auth_filter::router::Router;
 use aml_auth_filter::status::{self, Denial};
 use base64::Engine as _;
@@ -134,19 +134,21 @@ pub fn parse_at(text: &str) -> Result<i64, String> {
     Ok(days * 86_400 + hour * 3_600 + minute * 60 + second.min(59) - offset)
 }
 
-fn describe_target(cfg: &FilterConfig, target: &Target<'_>) -> Result<(usize, String), CliError> {
-    let named = |index: Option<usize>| match index.and_then(|i| cfg.services.get(i)) {
-        Some(route) => format!(
-            "{} (services[{}], path_prefix {})",
-            route.policy.name,
-            index.unwrap_or_default(),
-            route.path_prefix
+/// The service judging the request (`None`: the top-level policy) and how it was chosen.
+fn describe_target(
+    cfg: &FilterConfig,
+    target: &Target<'_>,
+) -> Result<(Option<usize>, String), CliError> {
+    let named = |index: Option<usize>| match index.and_then(|i| Some((i, cfg.services.get(i)?))) {
+        Some((i, route)) => format!(
+            "{} (services[{i}], path_prefix {})",
+            route.policy.name, route.path_prefix
         ),
         None => format!("{} (the top-level policy)", config::DEFAULT_SERVICE),
     };
     match target {
-        Target::Default => Ok((usize::MAX, named(None))),
-        Target::Service(name) if *name == config::DEFAULT_SERVICE => Ok((usize::MAX, named(None))),
+        Target::Default => Ok((None, named(None))),
+        Target::Service(name) if *name == config::DEFAULT_SERVICE => Ok((None, named(None))),
         Target::Service(name) => {
             let index = cfg
                 .services
@@ -160,7 +162,7 @@ fn describe_target(cfg: &FilterConfig, target: &Target<'_>) -> Result<(usize, St
                         if names.is_empty() { "none".to_string() } else { names.join(", ") }
                     ))
                 })?;
-            Ok((index, named(Some(index))))
+            Ok((Some(index), named(Some(index))))
         }
         Target::Request { path, host } => {
             let index = Router::new(&cfg.services).route(host, path);
@@ -173,15 +175,35 @@ fn describe_target(cfg: &FilterConfig, target: &Target<'_>) -> Result<(usize, St
                     format!(" --host {host}")
                 }
             );
-            Ok((index.unwrap_or(usize::MAX), how))
+            Ok((index, how))
         }
     }
 }
 
-fn load_keys(
-    cfg: &FilterConfig,
-    jwks: Option<&Path>,
-) -> Result<(Option<KeySet>, String), CliError> {
+/// The keys the filter would hold, as far as this command can know them.
+enum Loaded {
+    /// The whole key set: `--jwks` (standing for the fetched remote set) with `local_jwks`.
+    Ready(KeySet),
+    /// Only `local_jwks`: the remote set is not fetched here.
+    LocalOnly(KeySet),
+    /// No key at all.
+    Nothing,
+}
+
+fn local_keys(cfg: &FilterConfig) -> Result<Option<KeySet>, CliError> {
+    let Some(value) = cfg.token.as_ref().and_then(|t| t.local_jwks.as_ref()) else {
+        return Ok(None);
+    };
+    let bytes = serde_json::to_vec(value).map_err(|e| CliError::fail(e.to_string()))?;
+    parse_jwks(&bytes)
+        .map(|parsed| Some(parsed.keys))
+        .map_err(|e| CliError::fail(format!("token.local_jwks is refused ({e})")))
+}
+
+fn load_keys(cfg: &FilterConfig, jwks: Option<&Path>) -> Result<(Loaded, String), CliError> {
+    let local = local_keys(cfg)?;
+    let has_remote = cfg.token.as_ref().is_some_and(|t| !t.remote.is_empty());
+    let local_count = local.as_ref().map_or(0, KeySet::len);
     if let Some(path) = jwks {
         let bytes = fs::read(path)
             .map_err(|e| CliError::fail(format!("cannot read --jwks {}: {e}", path.display())))?;
@@ -196,31 +218,39 @@ fn load_keys(
         } else {
             format!(", {} entries dropped", parsed.dropped.len())
         };
-        let shown = format!(
+        let mut shown = format!(
             "{} usable from --jwks {}{dropped}",
             parsed.keys.len(),
             path.display()
         );
-        return Ok((Some(parsed.keys), shown));
-    }
-    let local = cfg.token.as_ref().and_then(|t| t.local_jwks.as_ref());
-    match local {
-        Some(value) => {
-            let bytes = serde_json::to_vec(value).map_err(|e| CliError::fail(e.to_string()))?;
-            match parse_jwks(&bytes) {
-                Ok(parsed) => Ok((
-                    Some(parsed.keys.clone()),
-                    format!("{} usable from token.local_jwks", parsed.keys.len()),
-                )),
-                Err(e) => Ok((None, format!("none: token.local_jwks is refused ({e})"))),
+        let keys = match &local {
+            Some(local) => {
+                shown.push_str(&format!(
+                    " (first), then {local_count} from token.local_jwks"
+                ));
+                KeySet::merged(&parsed.keys, local)
             }
-        }
-        None => Ok((
-            None,
-            "none: no --jwks and no token.local_jwks (remote_jwks is never fetched here)"
-                .to_string(),
-        )),
+            None => parsed.keys,
+        };
+        return Ok((Loaded::Ready(keys), shown));
     }
+    Ok(match (local, has_remote) {
+        (Some(local), false) => (
+            Loaded::Ready(local),
+            format!("{local_count} usable from token.local_jwks"),
+        ),
+        (Some(local), true) => (
+            Loaded::LocalOnly(local),
+            format!(
+                "{local_count} usable from token.local_jwks; remote_jwks is not fetched here (give its key set with --jwks): judged as the filter does before its first fetch"
+            ),
+        ),
+        (None, _) => (
+            Loaded::Nothing,
+            "none: no --jwks and no token.local_jwks (remote_jwks is not fetched here)"
+                .to_string(),
+        ),
+    })
 }
 
 fn decoded(part: Option<&str>) -> String {
@@ -253,9 +283,8 @@ pub fn check(req: &Request<'_>) -> Result<Report, CliError> {
     let cfg = config::parse(&text, &env)
         .map_err(|e| CliError::fail(format!("--config {shown}: the filter refuses it: {e}")))?;
     let (index, service_line) = describe_target(&cfg, &req.target)?;
-    let policy: &ServicePolicy = cfg
-        .services
-        .get(index)
+    let policy: &ServicePolicy = index
+        .and_then(|i| cfg.services.get(i))
         .map_or(&cfg.default_policy, |s| &s.policy);
     let (keys, keys_line) = load_keys(&cfg, req.jwks)?;
     let mode = match &policy.mode {
@@ -277,9 +306,20 @@ pub fn check(req: &Request<'_>) -> Result<Report, CliError> {
         s.map_or(0, str::len)
     ));
     let authorization = format!("Bearer {}", req.token);
+    let (keys_in, traced_keys) = match &keys {
+        Loaded::Ready(set) => (Keys::Ready(set), Some(set)),
+        Loaded::LocalOnly(set) => (
+            Keys::Partial {
+                local: set,
+                remote: Unavailable::NotYet,
+            },
+            Some(set),
+        ),
+        Loaded::Nothing => (Keys::NotYet, None),
+    };
     let inputs = TokenInputs {
         now: req.at,
-        keys: keys.as_ref().map_or(Keys::NotYet, Keys::Ready),
+        keys: keys_in,
         cache: None,
     };
     let verdict = policy::decide(
@@ -287,7 +327,7 @@ pub fn check(req: &Request<'_>) -> Result<Report, CliError> {
         [("authorization", authorization.as_bytes())],
         inputs,
     );
-    match (&policy.mode, &keys) {
+    match (&policy.mode, traced_keys) {
         (AuthMode::Token(service), Some(keys)) => {
             let trace = jwt::trace(req.token, keys, &service.policy, req.at);
             let failed: Vec<TokenError> = trace
@@ -306,7 +346,7 @@ pub fn check(req: &Request<'_>) -> Result<Report, CliError> {
             lines.push("check: not run (no keys to judge the token with)".to_string());
         }
         (AuthMode::Key(_), _) => lines.push(
-            "check: not run (a key-mode service compares the credential with its keys; a token is never one)"
+            "check: not run (a key-mode service compares the credential with its keys, not as a token)"
                 .to_string(),
         ),
         (AuthMode::PassThrough, _) => {
@@ -335,18 +375,21 @@ pub fn check(req: &Request<'_>) -> Result<Report, CliError> {
     Ok(Report { lines, allowed })
 }
 
-/// The claims check: whatever the filter refuses a verified token for (the policy's checks
-/// after the signature), read from the decision itself.
-fn claims_outcome(verdict: &Verdict, trace_reasons: &[TokenError]) -> String {
+/// The claims check: whatever the filter refuses a token for once every traced check passed
+/// (the policy's checks after the signature), read from the decision itself.
+fn claims_outcome(verdict: &Verdict, trace_failures: &[TokenError]) -> String {
     match verdict {
-        Verdict::Deny(Denial::Token(e)) if !trace_reasons.contains(e) => format!("fail {e}"),
-        Verdict::Deny(Denial::Token(_)) if !trace_reasons.is_empty() => {
+        Verdict::Allow(_) | Verdict::PassThrough => "pass".to_string(),
+        Verdict::Deny(_) if !trace_failures.is_empty() => {
             "not run (judged only on a verified token)".to_string()
         }
-        Verdict::Deny(other) if !matches!(other, Denial::Token(_)) => {
-            format!("not run ({})", other.code())
+        Verdict::Deny(d)
+            if status::KEY_DENIALS.contains(d)
+                || matches!(d, Denial::KeysUnavailable | Denial::KeysStale) =>
+        {
+            format!("not run ({})", d.code())
         }
-        _ => "pass".to_string(),
+        Verdict::Deny(d) => format!("fail {}", d.code()),
     }
 }
 

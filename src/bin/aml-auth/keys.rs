@@ -372,12 +372,20 @@ pub fn list_lines(cfg: &FilterConfig, text: &str) -> Vec<String> {
             .iter()
             .find(|s| s.get("name").and_then(Value::as_str) == Some(route.policy.name.as_str()));
         let own = |k: &str| raw.and_then(|r| r.get(k));
+        let keyed = matches!(route.policy.mode, AuthMode::Key(_));
+        let cell = |own: Option<&Value>, top: Option<&Value>| {
+            if keyed {
+                storage(own, top, true)
+            } else {
+                "n/a".to_string()
+            }
+        };
         rows.push([
             route.policy.name.clone(),
             route.path_prefix.clone(),
             mode_name(&route.policy.mode).to_string(),
-            format!("primary={}", storage(own("primary_key"), top_p, true)),
-            format!("secondary={}", storage(own("secondary_key"), top_s, true)),
+            format!("primary={}", cell(own("primary_key"), top_p)),
+            format!("secondary={}", cell(own("secondary_key"), top_s)),
         ]);
     }
     let mut widths = [0usize; 5];
@@ -597,20 +605,8 @@ mod tests {
                     "primary=inherited",
                     "secondary=env:AML_S"
                 ],
-                vec![
-                    "fraud",
-                    "/fraud",
-                    "token",
-                    "primary=inherited",
-                    "secondary=inherited"
-                ],
-                vec![
-                    "open",
-                    "/open",
-                    "none",
-                    "primary=inherited",
-                    "secondary=inherited"
-                ],
+                vec!["fraud", "/fraud", "token", "primary=n/a", "secondary=n/a"],
+                vec!["open", "/open", "none", "primary=n/a", "secondary=n/a"],
             ]
         );
         let all = lines.join("\n");

@@ -79,7 +79,8 @@ Prints one line per policy: the top-level policy (`default`) first, then each se
   NAME  PATH_PREFIX  MODE  primary=STORAGE  secondary=STORAGE
 
 PATH_PREFIX is `-` for default; MODE is key, token or none; STORAGE is plaintext, hashed,
-env:NAME, inherited (from the top level) or absent. Keys and digests are never printed.
+env:NAME, inherited (from the top level), absent, or n/a for a service whose mode is not key
+(its requests never meet a key). Keys and digests are never printed.
 The configuration is checked with the filter's own parser; env: variables that are unset in
 this shell are assumed to be set in the proxy.
 ";
@@ -105,8 +106,10 @@ shows every problem; the verdict stops at the first, as the filter does.
   --service NAME     judge under services[].name == NAME (`default`: the top-level policy)
   --path PATH        judge under the service the filter routes this :path to
   --host HOST        with --path: the request's Host (:authority)
-  --jwks FILE        the key set (JWKS JSON); default: the configuration's token.local_jwks.
-                     Nothing is fetched: a remote_jwks source is not consulted
+  --jwks FILE        the remote key set (JWKS JSON, e.g. saved with curl), held beside the
+                     configuration's token.local_jwks as the filter holds a fetched set.
+                     Nothing is fetched: without --jwks only local_jwks judges, as in the
+                     filter before its first fetch (a kid it lacks: 503 jwks_unavailable)
   --at TIME          judge at this time, Unix seconds or RFC 3339 (2024-05-01T12:00:00Z);
                      default now
 

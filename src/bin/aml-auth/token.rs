@@ -109,8 +109,12 @@ fn load_key(
     let shown = path.display();
     let pem = fs::read_to_string(path)
         .map_err(|e| CliError::fail(format!("cannot read --signing-key {shown}: {e}")))?;
-    let key = SigningKey::from_pem(&pem)
-        .map_err(|e| CliError::fail(format!("--signing-key {shown}: {e}")))?;
+    let key = SigningKey::from_pem(&pem).map_err(|e| {
+        CliError::fail(format!(
+            "--signing-key {shown}: {e}{}",
+            pem_hint(&pem, path)
+        ))
+    })?;
     let alg = match alg {
         Some(a) => a,
         None => parse_alg(key.default_alg()).map_err(CliError::fail)?,
@@ -142,6 +146,29 @@ fn load_key(
         )));
     }
     Ok((key, jwk, alg, kid))
+}
+
+/// What to do with a PEM private key in another form than PKCS#8.
+fn pem_hint(pem: &str, path: &Path) -> String {
+    let shown = path.display();
+    if pem.contains("-----BEGIN RSA PRIVATE KEY-----")
+        || pem.contains("-----BEGIN EC PRIVATE KEY-----")
+    {
+        let form = if pem.contains("BEGIN RSA") {
+            "PKCS#1"
+        } else {
+            "SEC1"
+        };
+        format!(
+            " (this is a {form} key: convert it to PKCS#8 with `openssl pkcs8 -topk8 -nocrypt -in {shown} -out {shown}.pkcs8`)"
+        )
+    } else if pem.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
+        format!(
+            " (this key is encrypted: write an unencrypted copy with `openssl pkcs8 -in {shown} -out {shown}.pkcs8`, which asks for the passphrase)"
+        )
+    } else {
+        String::new()
+    }
 }
 
 /// Signs a token at `now` (Unix seconds).

@@ -1,0 +1,240 @@
+//! What a verified token's claims grant: the required-claim rules of a service, and the text a
+//! claim is copied as into a request header (or the principal filter state).
+//!
+//! Copy rule (lossless, or nothing):
+//! - a string claim is copied as it is, unless it starts or ends with a space or tab (HTTP drops
+//!   those) or holds a control character (CR, LF, NUL, TAB, DEL, C1): then it is not copied;
+//! - any other claim (number, boolean, null, array, object) is copied as its compact JSON text,
+//!   spelled as in the token: `["a,b","c"]` and `["a","b","c"]` stay distinct, and
+//!   `1180591620717411303424` (2^70) keeps every digit; a value whose text holds a control
+//!   character is not copied;
+//! - a claim that is not copied leaves no header: incoming copies are always removed first.
+// Untrusted lengths and numbers flow through this module: every arithmetic operation is
+// checked, saturating or provably in range (clippy::arithmetic_side_effects is denied here).
+#![deny(clippy::arithmetic_side_effects)]
+
+use std::fmt;
+
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use super::strict_json::compact;
+
+/// The claim whose string value is a space-separated list (OAuth 2.0 delegated scopes).
+pub const SPACE_SEPARATED_CLAIM: &str = "scp";
+
+/// One claim a service requires: present, and holding at least one of `allowed`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequiredClaim {
+    /// Top-level claim name.
+    pub claim: String,
+    /// Values that satisfy the rule (any one suffices).
+    pub allowed: Vec<String>,
+    /// Index of the claim name in the configuration's list of required claim names, carried by
+    /// the denial so the reply can name the claim.
+    pub name_id: u32,
+}
+
+impl RequiredClaim {
+    /// Whether `claims` satisfy this rule: the claim is a string equal to an allowed value (for
+    /// [`SPACE_SEPARATED_CLAIM`], one of its space-separated words), or an array with such a
+    /// string among its items.
+    pub fn is_met(&self, claims: &Map<String, Value>) -> bool {
+        let allowed = |v: &str| self.allowed.iter().any(|a| a == v);
+        match claims.get(&self.claim) {
+            Some(Value::String(s)) if self.claim == SPACE_SEPARATED_CLAIM => {
+                s.split(' ').any(allowed)
+            }
+            Some(Value::String(s)) => allowed(s),
+            Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).any(allowed),
+            _ => false,
+        }
+    }
+}
+
+/// The first rule `claims` do not meet, in configuration order (AND across rules).
+pub fn first_unmet<'r>(
+    claims: &Map<String, Value>,
+    rules: &'r [RequiredClaim],
+) -> Option<&'r RequiredClaim> {
+    rules.iter().find(|rule| !rule.is_met(claims))
+}
+
+/// The text a claim is copied as (see the module's copy rule), or `None` when it is not copied.
+///
+/// `raw_payload` is the payload's JSON text, needed only when a number in it is not an exact
+/// 64-bit integer (then the parsed value is an approximation and the text is read instead).
+pub fn header_value(
+    claims: &Map<String, Value>,
+    raw_payload: Option<&[u8]>,
+    claim: &str,
+) -> Option<String> {
+    let rendered = match claims.get(claim)? {
+        Value::String(s) => {
+            if s.starts_with([' ', '\t']) || s.ends_with([' ', '\t']) {
+                return None;
+            }
+            s.clone()
+        }
+        other => match raw_payload {
+            Some(raw) => raw_member(raw, claim)?,
+            None => serde_json::to_string(other).ok()?,
+        },
+    };
+    if rendered.chars().any(char::is_control) {
+        return None;
+    }
+    Some(rendered)
+}
+
+/// The compact text of the top-level member `name` of the JSON object `raw`.
+fn raw_member(raw: &[u8], name: &str) -> Option<String> {
+    let mut de = serde_json::Deserializer::from_slice(raw);
+    let found = de.deserialize_map(MemberText { name }).ok()??;
+    Some(found)
+}
+
+struct MemberText<'n> {
+    name: &'n str,
+}
+
+impl<'de> Visitor<'de> for MemberText<'_> {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<String>, A::Error> {
+        let mut found = None;
+        while let Some(key) = map.next_key::<String>()? {
+            if found.is_none() && key == self.name {
+                let raw: &RawValue = map.next_value()?;
+                found = Some(compact(raw.get()));
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::token::strict_json;
+    use serde_json::json;
+
+    fn rule(claim: &str, allowed: &[&str]) -> RequiredClaim {
+        RequiredClaim {
+            claim: claim.to_string(),
+            allowed: allowed.iter().map(|s| s.to_string()).collect(),
+            name_id: 0,
+        }
+    }
+
+    #[test]
+    fn required_claim_table() {
+        let claims = json!({
+            "roles": ["Model.Read", "Model.Score"],
+            "scp": "user.read  model.score",
+            "tid": "tenant-1",
+            "n": 5,
+            "mixed": [1, "ok", null],
+            "spaced": "a b",
+        });
+        let claims = claims.as_object().unwrap();
+        let cases: &[(&str, &[&str], bool)] = &[
+            ("roles", &["Model.Score"], true),
+            ("roles", &["Model.Admin", "Model.Read"], true),
+            ("roles", &["model.score"], false),
+            ("roles", &["Model.Score "], false),
+            ("scp", &["model.score"], true),
+            ("scp", &["user.read"], true),
+            ("scp", &["user.read  model.score"], false),
+            ("scp", &["user"], false),
+            ("spaced", &["a"], false),
+            ("spaced", &["a b"], true),
+            ("tid", &["tenant-1"], true),
+            ("tid", &["tenant-2"], false),
+            ("n", &["5"], false),
+            ("mixed", &["ok"], true),
+            ("mixed", &["1"], false),
+            ("absent", &["x"], false),
+        ];
+        for (claim, allowed, want) in cases {
+            assert_eq!(
+                rule(claim, allowed).is_met(claims),
+                *want,
+                "{claim} {allowed:?}"
+            );
+        }
+        let rules = [
+            rule("tid", &["tenant-1"]),
+            rule("roles", &["Nope"]),
+            rule("n", &["x"]),
+        ];
+        assert_eq!(
+            first_unmet(claims, &rules).map(|r| r.claim.as_str()),
+            Some("roles")
+        );
+        assert_eq!(first_unmet(claims, &rules[..1]), None);
+        assert_eq!(first_unmet(claims, &[]), None);
+    }
+
+    #[test]
+    fn header_values_are_lossless_or_absent() {
+        let payload = r#"{"s":"as is, with commas","lead":" x","trail":"x\t","inner":"a  b",
+            "crlf":"a\r\nx-evil: 1","nul":"a\u0000b","del":"a\u007fb","c1":"a\u0085b","utf":"é ü",
+            "split":["a,b","c"],"joined":["a","b","c"],"big":1180591620717411303424,
+            "float":1.50e3,"int":-7,"t":true,"z":null,"obj":{ "k" : [1, "v"] },
+            "esc":["x\ny"],"empty":""}"#;
+        let checked = strict_json::parse(payload.as_bytes()).unwrap();
+        assert!(checked.inexact_number);
+        let claims = checked.value.as_object().unwrap();
+        let cases: &[(&str, Option<&str>)] = &[
+            ("s", Some("as is, with commas")),
+            ("lead", None),
+            ("trail", None),
+            ("inner", Some("a  b")),
+            ("crlf", None),
+            ("nul", None),
+            ("del", None),
+            ("c1", None),
+            ("utf", Some("é ü")),
+            ("split", Some(r#"["a,b","c"]"#)),
+            ("joined", Some(r#"["a","b","c"]"#)),
+            ("big", Some("1180591620717411303424")),
+            ("float", Some("1.50e3")),
+            ("int", Some("-7")),
+            ("t", Some("true")),
+            ("z", Some("null")),
+            ("obj", Some(r#"{"k":[1,"v"]}"#)),
+            ("esc", Some(r#"["x\ny"]"#)),
+            ("empty", Some("")),
+            ("absent", None),
+        ];
+        for (claim, want) in cases {
+            assert_eq!(
+                header_value(claims, Some(payload.as_bytes()), claim).as_deref(),
+                *want,
+                "{claim}"
+            );
+        }
+        let exact = json!({"split": ["a,b", "c"], "n": 18446744073709551615_u64, "o": {"k": 1}});
+        let exact = exact.as_object().unwrap();
+        assert_eq!(
+            header_value(exact, None, "split").as_deref(),
+            Some(r#"["a,b","c"]"#)
+        );
+        assert_eq!(
+            header_value(exact, None, "n").as_deref(),
+            Some("18446744073709551615")
+        );
+        assert_eq!(
+            header_value(exact, None, "o").as_deref(),
+            Some(r#"{"k":1}"#)
+        );
+    }
+}

@@ -1,0 +1,307 @@
+//! What a token's claims do in a real Envoy: claim headers (stripped from every request on every
+//! policy, copied losslessly), required claims per service (cache hits re-checked), several
+//! issuers, the token size cap with a large Entra-style token, and the caller's identity as
+//! filter state read back from the access-log file Envoy writes.
+
+mod common;
+
+use aml_auth_filter::signing::{jwks, SigningKey};
+use std::path::PathBuf;
+
+use common::*;
+use serde_json::{json, Value};
+
+const V1_ISSUER: &str = "https://sts.windows.net/tenant-0000/";
+const PRIMARY: &str = "claims-test-primary-0123456789";
+const SECONDARY: &str = "claims-test-secondary-0123456789";
+
+fn ed() -> SigningKey {
+    signing_key("ed25519-a.pem")
+}
+
+fn plugin_config() -> Value {
+    json!({
+        "auth_enabled": false,
+        "token_auth_enabled": true,
+        "expose_principal": true,
+        "required_claims": {"roles": ["Model.Score"]},
+        "token": {
+            "issuer": [ISSUER, V1_ISSUER],
+            "audiences": [AUDIENCE],
+            "local_jwks": jwks(vec![ed().public_jwk("ed-a", Some("EdDSA"))]),
+            "principal_claim": "oid",
+            "claim_to_headers": [
+                {"claim": "roles", "header": "x-roles"},
+                {"claim": "oid", "header": "x-caller"},
+                {"claim": "big", "header": "x-big"},
+                {"claim": "name", "header": "x-name"}
+            ]
+        },
+        "services": [
+            {"name": "keyed", "path_prefix": "/keyed/", "auth_enabled": true, "token_auth_enabled": false,
+             "primary_key": PRIMARY, "secondary_key": SECONDARY},
+            {"name": "open", "path_prefix": "/open/", "token_auth_enabled": false},
+            {"name": "v1only", "path_prefix": "/v1/", "token": {"issuers": [V1_ISSUER]},
+             "required_claims": {}, "claim_to_headers": [{"claim": "tid", "header": "x-tenant"}]},
+            {"name": "scoped", "path_prefix": "/scoped/", "expose_principal": false,
+             "required_claims": {"scp": ["model.score"], "tid": ["tenant-0000"]}}
+        ]
+    })
+}
+
+/// 2^70, written into the payload as an integer (a JSON value would hold it as an f64).
+const TWO_POW_70: &str = "1180591620717411303424";
+
+/// `claims` over the good claims (a `null` value removes the claim; the string `"2^70"` is
+/// written as the integer [`TWO_POW_70`]).
+fn token_with(claims: Value) -> String {
+    let mut all = good_claims();
+    all["oid"] = json!("oid-0001");
+    all["roles"] = json!(["Model.Score"]);
+    for (k, v) in claims.as_object().unwrap() {
+        if v.is_null() {
+            all.as_object_mut().unwrap().remove(k);
+        } else {
+            all[k] = v.clone();
+        }
+    }
+    let payload = all.to_string().replace(r#""2^70""#, TWO_POW_70);
+    ed().sign_raw("EdDSA", r#"{"alg":"EdDSA","kid":"ed-a"}"#, &payload)
+        .unwrap()
+}
+
+/// The filter in front of a recording upstream, the HTTP connection manager writing an access
+/// log of the two filter states to the returned file.
+fn start() -> (Server, Envoy, PathBuf) {
+    let upstream = Server::upstream();
+    let log_dir = scratch_dir("claims-access-log");
+    let mut boot = filter_in_front_of(&plugin_config(), &upstream);
+    boot["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+        ["access_log"] = json!([{
+        "name": "envoy.access_loggers.file",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+            "path": log_dir.join("access.log"),
+            "log_format": {"text_format_source": {"inline_string":
+                "%REQ(X-REQUEST-TAG)% %RESPONSE_CODE% principal=%FILTER_STATE(wasm.aml_auth_principal:PLAIN)% service=%FILTER_STATE(wasm.aml_auth_service:PLAIN)%\n"}}
+        }
+    }]);
+    (upstream, Envoy::start(&boot), log_dir.join("access.log"))
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+#[test]
+fn claim_headers_are_stripped_everywhere_and_copied_losslessly() {
+    let (upstream, envoy, _) = start();
+    let forged = [
+        ("x-roles", "Model.Admin"),
+        ("x-caller", "forged"),
+        ("x-tenant", "forged"),
+        ("x-big", "1"),
+        ("x-name", "forged"),
+    ];
+    let token = token_with(json!({
+        "roles": ["a,b", "Model.Score"],
+        "big": "2^70",
+        "name": " leading space",
+        "tid": "tenant-0000"
+    }));
+    let key = bearer(PRIMARY);
+    let tok = bearer(&token);
+    // (path, credential): key-mode, pass-through, the token-mode default, a token service.
+    for (path, credential) in [
+        ("/keyed/score", Some(key.as_str())),
+        ("/open/score", None),
+        ("/score", Some(tok.as_str())),
+        ("/v1/score", None),
+    ] {
+        let mut headers: Vec<(&str, &str)> = forged.to_vec();
+        if let Some(c) = credential {
+            headers.push(("authorization", c));
+        }
+        upstream.clear();
+        let resp = get(envoy.main(), path, &headers);
+        if path == "/v1/score" {
+            assert_eq!(resp.status, 401, "{path}: {}", resp.text());
+            continue;
+        }
+        assert_eq!(resp.status, 200, "{path}: {}", resp.text());
+        let got = upstream.received();
+        let req = got.last().unwrap();
+        for (name, value) in forged {
+            assert!(
+                !req.header_values(name).contains(&value),
+                "{path}: the client's {name} reached the upstream: {:?}",
+                req.headers
+            );
+        }
+        if path == "/score" {
+            assert_eq!(req.header_values("x-roles"), [r#"["a,b","Model.Score"]"#]);
+            assert_eq!(req.header_values("x-caller"), ["oid-0001"]);
+            assert_eq!(req.header_values("x-big"), [TWO_POW_70]);
+            assert!(req.header_values("x-name").is_empty(), "{:?}", req.headers);
+            assert!(req.header_values("x-tenant").is_empty());
+        } else {
+            for (name, _) in forged {
+                assert!(req.header_values(name).is_empty(), "{path}: {name}");
+            }
+        }
+    }
+
+    let joined = token_with(json!({"roles": ["a", "b", "Model.Score"]}));
+    let split = token_with(json!({"roles": ["a,b", "Model.Score"]}));
+    let mut seen = Vec::new();
+    for token in [&joined, &split] {
+        upstream.clear();
+        assert_eq!(get_bearer(envoy.main(), "/score", token).status, 200);
+        seen.push(
+            upstream.received()[0]
+                .header("x-roles")
+                .unwrap()
+                .to_string(),
+        );
+    }
+    assert_ne!(
+        seen[0], seen[1],
+        "distinct arrays must give distinct headers"
+    );
+
+    let evil = token_with(json!({"oid": "a\r\nx-injected: 1", "name": "tab\there"}));
+    upstream.clear();
+    assert_eq!(get_bearer(envoy.main(), "/score", &evil).status, 200);
+    let req = &upstream.received()[0];
+    assert!(req.header("x-injected").is_none(), "{:?}", req.headers);
+    assert!(req.header("x-caller").is_none(), "{:?}", req.headers);
+    assert!(req.header("x-name").is_none(), "{:?}", req.headers);
+}
+
+#[test]
+fn required_claims_issuers_and_the_size_cap() {
+    let (upstream, envoy, _) = start();
+    let no_role = token_with(
+        json!({"roles": ["Model.Read"], "scp": "user.read model.score", "tid": "tenant-0000"}),
+    );
+    // The scoped service needs scp and tid, not roles: allowed there (and cached)...
+    assert_eq!(
+        get_bearer(envoy.main(), "/scoped/score", &no_role).status,
+        200
+    );
+    assert_eq!(envoy.stat("aml_auth.token_cache.miss"), 1);
+    // ...and the cached token is judged by the default policy's own rule.
+    let resp = get_bearer(envoy.main(), "/score", &no_role);
+    assert_eq!(resp.status, 403, "{}", resp.text());
+    let body = resp.json();
+    assert_eq!(body["error"], "insufficient_scope");
+    assert_eq!(body["reason"], "claim_not_allowed");
+    assert_eq!(body["claim"], "roles");
+    assert!(!resp.text().contains("Model.Read"), "{}", resp.text());
+    let challenge = resp.header("www-authenticate").unwrap();
+    assert!(
+        challenge.contains("error=\"insufficient_scope\""),
+        "{challenge}"
+    );
+    assert_eq!(
+        get_bearer(envoy.main(), "/scoped/score", &no_role).status,
+        200
+    );
+    assert_eq!(envoy.stat("aml_auth.token_cache.hit"), 1);
+    assert_eq!(envoy.stat("aml_auth.denied.claim_not_allowed"), 1);
+    assert_eq!(
+        envoy.stat("aml_auth.service.default.denied.claim_not_allowed"),
+        1
+    );
+
+    let wrong_tenant = token_with(json!({"scp": "model.score", "tid": "tenant-9999"}));
+    let resp = get_bearer(envoy.main(), "/scoped/score", &wrong_tenant);
+    assert_eq!(resp.status, 403);
+    assert_eq!(resp.json()["claim"], "tid");
+    assert!(!resp.text().contains("tenant-9999"));
+    assert_eq!(
+        get_bearer(envoy.main(), "/score", &wrong_tenant).status,
+        200
+    );
+
+    let v1 = token_with(json!({"iss": V1_ISSUER}));
+    let v2 = token_with(json!({}));
+    assert_eq!(get_bearer(envoy.main(), "/score", &v1).status, 200);
+    assert_eq!(get_bearer(envoy.main(), "/score", &v2).status, 200);
+    assert_eq!(get_bearer(envoy.main(), "/v1/score", &v1).status, 200);
+    let resp = get_bearer(envoy.main(), "/v1/score", &v2);
+    assert_eq!(resp.status, 401);
+    assert_eq!(resp.json()["reason"], "issuer_mismatch");
+    let other = token_with(json!({"iss": "https://sts.windows.net/tenant-0000"}));
+    assert_eq!(
+        get_bearer(envoy.main(), "/score", &other).json()["reason"],
+        "issuer_mismatch"
+    );
+
+    // An Entra ID style token with 200 group ids (and their display names): about 20 KiB.
+    let groups: Vec<String> = (0..200)
+        .map(|i| format!("{i:08x}-0000-4000-8000-{:012x}", i * 7919))
+        .collect();
+    let names: Vec<String> = (0..200)
+        .map(|i| format!("Contoso ML workspace readers, team {i:04}"))
+        .collect();
+    let large = token_with(json!({"groups": groups, "group_names": names}));
+    assert!(
+        (18 * 1024..24 * 1024).contains(&large.len()),
+        "{}",
+        large.len()
+    );
+    upstream.clear();
+    let resp = get_bearer(envoy.main(), "/score", &large);
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(upstream.count(), 1);
+
+    let padding = "p".repeat(33 * 1024);
+    let too_large = token_with(json!({"pad": padding}));
+    let resp = get_bearer(envoy.main(), "/score", &too_large);
+    assert_eq!(resp.status, 401);
+    assert_eq!(resp.json()["reason"], "credential_too_long");
+    // A key never exceeds 1024 bytes: a longer credential is refused unread in key mode.
+    let resp = get_bearer(envoy.main(), "/keyed/score", &large);
+    assert_eq!(resp.status, 401);
+    assert_eq!(resp.json()["reason"], "credential_too_long");
+    assert_eq!(upstream.count(), 1);
+}
+
+#[test]
+fn the_principal_and_service_reach_the_access_log() {
+    let (_upstream, envoy, log_file) = start();
+    let access_log = || std::fs::read_to_string(&log_file).unwrap_or_default();
+    let token = token_with(json!({"scp": "model.score", "tid": "tenant-0000"}));
+    let requests: Vec<(&str, &str, String)> = vec![
+        ("token", "/score", bearer(&token)),
+        ("primary", "/keyed/score", bearer(PRIMARY)),
+        ("secondary", "/keyed/score", bearer(SECONDARY)),
+        ("hidden", "/scoped/score", bearer(&token)),
+        ("denied", "/keyed/score", bearer("wrong-key")),
+        ("passed", "/open/score", String::new()),
+    ];
+    for (tag, path, credential) in &requests {
+        let mut headers = vec![("x-request-tag", *tag)];
+        if !credential.is_empty() {
+            headers.push(("authorization", credential.as_str()));
+        }
+        get(envoy.main(), path, &headers);
+    }
+    let want = [
+        "token 200 principal=oid-0001 service=default",
+        "primary 200 principal=primary service=keyed",
+        "secondary 200 principal=secondary service=keyed",
+        "hidden 200 principal=- service=-",
+        "denied 401 principal=- service=-",
+        "passed 200 principal=- service=-",
+    ];
+    let complete = wait_until(DEADLINE, || access_log().lines().count() >= want.len());
+    let log = access_log();
+    assert!(complete, "access log:\n{log}");
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines, want, "access log:\n{log}");
+    for secret in [PRIMARY, SECONDARY, token.as_str()] {
+        assert!(!log.contains(secret));
+    }
+}
