@@ -1,7 +1,7 @@
 //! A repeated Authorization header reaches the filter as one comma-joined value, which the
 //! credential parser refuses as `multiple_authorization`, over HTTP/1.1 and HTTP/2 (curl, prior
-//! knowledge): with routed services (the filter reads the whole header map) and without (it reads
-//! the Authorization header alone, one host call: `decision_headers` in host.rs).
+//! knowledge), with and without routed services: the premise for reading the Authorization
+//! header alone (one host call) instead of the whole map.
 
 mod common;
 

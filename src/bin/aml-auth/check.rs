@@ -9,7 +9,7 @@ use aml_auth_filter::config::{self, AuthMode, FilterConfig, ServicePolicy};
 use aml_auth_filter::jwks::{parse_jwks, KeySet};
 use aml_auth_filter::jwt::{self, Check, TokenError};
 use aml_auth_filter::policy::{self, Keys, TokenInputs, Unavailable, Verdict};
-use aml_auth_filter::router::Router;
+use aml_auth_filter::request::router::{Router, Target as RequestTarget};
 use aml_auth_filter::status::{self, Denial};
 use base64::Engine as _;
 use serde_json::Value;
@@ -165,7 +165,32 @@ fn describe_target(
             Ok((Some(index), named(Some(index))))
         }
         Target::Request { path, host } => {
-            let index = Router::new(&cfg.services).route(host, path);
+            let router = Router::new(&cfg.services);
+            if router.selects_by_route() {
+                return Err(CliError::fail(
+                    "the services select by Envoy route (route_names/clusters), which --path cannot tell: use --service",
+                ));
+            }
+            // Without --host: a name no configuration lists (RFC 2606 reserves `.invalid`).
+            let authority = if host.is_empty() {
+                "unspecified.invalid"
+            } else {
+                host
+            };
+            let index = router
+                .select(RequestTarget {
+                    authority: Some(authority.as_bytes()),
+                    path: Some(path.as_bytes()),
+                    ..RequestTarget::default()
+                })
+                .map_err(|e| {
+                    CliError::fail(format!(
+                        "the filter refuses this request with 400 {}: {}",
+                        e.code(),
+                        e.message()
+                    ))
+                })?
+                .service;
             let how = format!(
                 "{} routed from --path {path}{}",
                 named(index),
