@@ -385,7 +385,10 @@ cmd_demo() {
 
 cmd_validate() {
   ensure_envoy
-  [ -f "$WASM" ] || cmd_wasm
+  # The module is rebuilt only when missing or older than its sources.
+  if [ ! -f "$WASM" ] || [ -n "$(find src Cargo.toml Cargo.lock -newer "$WASM" -print -quit)" ]; then
+    cmd_wasm
+  fi
   validate_shipped_configs "$@"
 }
 

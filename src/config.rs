@@ -79,7 +79,7 @@ pub struct TokenService {
     pub principal_claim: String,
 }
 
-/// Most rules in one `required_claims` object, and most allowed values in one rule.
+/// Most rules in one `required_claims` object.
 pub const MAX_REQUIRED_CLAIMS: usize = 32;
 
 /// Most allowed values of one required claim.

@@ -471,62 +471,52 @@ impl Context for Root {
         }
         self.in_flight = None;
         let now = now_ms();
-        let outcome = read_call_body(body_size).and_then(|body| match step {
-            Step::Keys => read_key_set(body),
-            Step::Document => Ok(body),
+        let body = read_call_body(body_size);
+        match step {
+            Step::Keys => self.finish_fetch(&state, source, now, body.and_then(read_key_set)),
+            Step::Document => self.document_fetched(&state, source, now, body),
+        }
+    }
+}
+
+impl Root {
+    /// Reads a fetched discovery document and, when it is good, fetches the key set it names.
+    fn document_fetched(
+        &mut self,
+        state: &State,
+        source: usize,
+        now: u64,
+        body: Result<Vec<u8>, FetchFailure>,
+    ) {
+        let Some(remote) = state.token_settings().and_then(|t| t.remote.get(source)) else {
+            return;
+        };
+        let Some(discovery) = &remote.discovery else {
+            return;
+        };
+        let located = body.map_err(|f| f.code()).and_then(|body| {
+            crate::discovery::read_document(
+                &body,
+                &remote.uri,
+                &remote.authority,
+                &discovery.issuers,
+                discovery.jwks_cluster.is_some(),
+            )
+            .map_err(|e| e.code())
         });
-        if let Err(failure) = &outcome {
-            if let Ok((code, message)) = abi::get_status() {
+        state.count_discovery(located.as_ref().map(|_| ()).map_err(|r| *r));
+        match located {
+            Ok(at) => self.dispatch(state, source, now, Step::Keys, &at.authority, &at.path),
+            Err(reason) => {
                 log(
-                    LogLevel::Info,
+                    LogLevel::Warn,
                     &format!(
-                        "aml-auth-filter: JWKS call from source {source}: {} (host status {code} {:?})",
-                        failure.code(),
-                        String::from_utf8_lossy(&message)
+                        "aml-auth-filter: discovery document of source {source} refused: {reason}"
                     ),
                 );
+                self.finish_fetch(state, source, now, Err(FetchFailure::Discovery));
             }
         }
-        if step == Step::Document {
-            let Some(remote) = state.token_settings().and_then(|t| t.remote.get(source)) else {
-                return;
-            };
-            let Some(discovery) = &remote.discovery else {
-                return;
-            };
-            let located = outcome.map_err(|f| f.code()).and_then(|body| {
-                crate::discovery::read_document(
-                    &body,
-                    &remote.uri,
-                    &remote.authority,
-                    &discovery.issuers,
-                    discovery.jwks_cluster.is_some(),
-                )
-                .map_err(|e| e.code())
-            });
-            state.count_discovery(located.as_ref().map(|_| ()).map_err(|r| *r));
-            match located {
-                Ok(location) => {
-                    self.dispatch(
-                        &state,
-                        source,
-                        now,
-                        Step::Keys,
-                        &location.authority,
-                        &location.path,
-                    );
-                }
-                Err(reason) => {
-                    log(
-                        LogLevel::Warn,
-                        &format!("aml-auth-filter: discovery document of source {source} refused: {reason}"),
-                    );
-                    self.finish_fetch(&state, source, now, Err(FetchFailure::Discovery));
-                }
-            }
-            return;
-        }
-        self.finish_fetch(&state, source, now, outcome);
     }
 }
 
@@ -545,11 +535,22 @@ fn read_call_body(body_size: usize) -> Result<Vec<u8>, FetchFailure> {
         .ok()
         .flatten();
     let host_status = abi::get_status().ok();
-    jwks_cache::classify_head(&CallHead {
+    let head = jwks_cache::classify_head(&CallHead {
         status: status.as_deref(),
         host_status: host_status.as_ref().map(|(c, m)| (*c, m.as_slice())),
         body_size,
-    })?;
+    });
+    if let (Err(failure), Some((code, message))) = (&head, &host_status) {
+        log(
+            LogLevel::Info,
+            &format!(
+                "aml-auth-filter: call to the JWKS host ended: {} (host status {code} {:?})",
+                failure.code(),
+                String::from_utf8_lossy(message)
+            ),
+        );
+    }
+    head?;
     abi::get_buffer(abi::HTTP_CALL_RESPONSE_BODY, 0, body_size)
         .ok()
         .flatten()

@@ -1,8 +1,9 @@
 //! JWKS parsing: turns an issuer's JSON Web Key Set into a shareable, precomputed set of verification keys.
 //!
 //! Rules applied to every key (a key that breaks one is dropped and reported, the rest are kept):
-//! - only public signature keys are kept: `kty` RSA (2048 to 4096 bits), EC on P-256 (ES256 only)
-//!   and OKP on Ed25519 (EdDSA only); `oct` keys and other key types are never used;
+//! - only public signature keys are kept: `kty` RSA (2048 to 4096 bits), EC on P-256 (ES256
+//!   only), P-384 (ES384 only) and P-521 (ES512 only), and OKP on Ed25519 (EdDSA only); `oct` keys
+//!   and other key types are never used; an EC or Ed25519 key gets its verification table here;
 //! - an RSA modulus with the ROCA fingerprint (CVE-2017-15361) is dropped;
 //! - a key with `use` other than `sig`, with `key_ops` lacking `verify`, or carrying private
 //!   members (`d`, `p`, `q`, `dp`, `dq`, `qi`, `oth`, `k`) is dropped;
@@ -24,6 +25,7 @@ use base64::Engine;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
+use crate::crypto::{ed25519, p256, p384, p521, PointError};
 use crate::rsa::RsaPublicKey;
 pub(crate) use crate::token::strict_json::B64URL;
 use crate::token::strict_json::{Checked, SkipSeed, ValueSeed};
@@ -51,13 +53,17 @@ pub enum Alg {
     Ps512,
     /// ECDSA on P-256 with SHA-256, 64-byte `r || s` signature.
     Es256,
+    /// ECDSA on P-384 with SHA-384, 96-byte `r || s` signature.
+    Es384,
+    /// ECDSA on P-521 with SHA-512, 132-byte `r || s` signature.
+    Es512,
     /// Ed25519 signature.
     EdDsa,
 }
 
 impl Alg {
     /// Every supported algorithm.
-    pub const ALL: [Alg; 8] = [
+    pub const ALL: [Alg; 10] = [
         Alg::Rs256,
         Alg::Rs384,
         Alg::Rs512,
@@ -65,6 +71,8 @@ impl Alg {
         Alg::Ps384,
         Alg::Ps512,
         Alg::Es256,
+        Alg::Es384,
+        Alg::Es512,
         Alg::EdDsa,
     ];
 
@@ -83,11 +91,13 @@ impl Alg {
             Alg::Ps384 => "PS384",
             Alg::Ps512 => "PS512",
             Alg::Es256 => "ES256",
+            Alg::Es384 => "ES384",
+            Alg::Es512 => "ES512",
             Alg::EdDsa => "EdDSA",
         }
     }
 
-    fn bit(self) -> u8 {
+    fn bit(self) -> u16 {
         match self {
             Alg::Rs256 => 1,
             Alg::Rs384 => 1 << 1,
@@ -97,6 +107,8 @@ impl Alg {
             Alg::Ps512 => 1 << 5,
             Alg::Es256 => 1 << 6,
             Alg::EdDsa => 1 << 7,
+            Alg::Es384 => 1 << 8,
+            Alg::Es512 => 1 << 9,
         }
     }
 }
@@ -107,19 +119,21 @@ impl fmt::Display for Alg {
     }
 }
 
-const RSA_ALGS: u8 = 0b0011_1111;
+const RSA_ALGS: u16 = 0b0011_1111;
 
 /// Public key material of a usable JWK, decoded and checked once at parse time.
 pub(crate) enum KeyMaterial {
     Rsa(Box<RsaPublicKey>),
-    P256(p256::ecdsa::VerifyingKey),
-    Ed25519(ed25519_compact::PublicKey),
+    P256(p256::PublicKey),
+    P384(p384::PublicKey),
+    P521(p521::PublicKey),
+    Ed25519(ed25519::PublicKey),
 }
 
 /// One usable verification key from a JWKS.
 pub struct Jwk {
     kid: Option<String>,
-    admitted: u8,
+    admitted: u16,
     material: KeyMaterial,
 }
 
@@ -149,6 +163,8 @@ impl fmt::Debug for Jwk {
         let kty = match &self.material {
             KeyMaterial::Rsa(k) => format!("RSA-{}", k.bits()),
             KeyMaterial::P256(_) => "EC P-256".to_owned(),
+            KeyMaterial::P384(_) => "EC P-384".to_owned(),
+            KeyMaterial::P521(_) => "EC P-521".to_owned(),
             KeyMaterial::Ed25519(_) => "OKP Ed25519".to_owned(),
         };
         f.debug_struct("Jwk")
@@ -269,11 +285,11 @@ pub enum DropReason {
     UnsupportedAlgorithm,
     /// `alg` is a supported algorithm that does not fit the key's type or curve.
     AlgorithmKeyMismatch,
-    /// `crv` names a curve other than P-256 (EC) or Ed25519 (OKP).
+    /// `crv` names a curve other than P-256, P-384, P-521 (EC) or Ed25519 (OKP).
     UnsupportedCurve,
-    /// An EC coordinate or Ed25519 key is not exactly 32 bytes.
+    /// An EC coordinate is not exactly 32 (P-256), 48 (P-384) or 66 (P-521) bytes, or an Ed25519 key not 32.
     BadKeyLength,
-    /// The EC point is not on P-256 (or is the identity), or the Ed25519 key is not a canonical point of large order.
+    /// The EC point is not on its curve, or the Ed25519 key is not a canonical point of large order.
     InvalidPoint,
     /// The RSA key was refused (modulus under 2048 or over 4096 bits, even modulus, bad exponent).
     RsaKeyRejected,
@@ -495,7 +511,7 @@ fn parse_jwk(value: &Value) -> Result<Jwk, DropReason> {
 
     let (material, family) = match kty {
         "RSA" => (rsa_material(obj)?, RSA_ALGS),
-        "EC" => (ec_material(obj)?, Alg::Es256.bit()),
+        "EC" => ec_material(obj)?,
         "OKP" => (okp_material(obj)?, Alg::EdDsa.bit()),
         _ => return Err(DropReason::UnsupportedKeyType),
     };
@@ -568,22 +584,31 @@ fn has_roca_fingerprint(n_be: &[u8]) -> bool {
     })
 }
 
-fn ec_material(obj: &Map<String, Value>) -> Result<KeyMaterial, DropReason> {
-    if curve(obj)? != "P-256" {
+fn ec_material(obj: &Map<String, Value>) -> Result<(KeyMaterial, u16), DropReason> {
+    let crv = curve(obj)?;
+    if !matches!(crv, "P-256" | "P-384" | "P-521") {
         return Err(DropReason::UnsupportedCurve);
     }
     let x = b64_member(obj, "x")?;
     let y = b64_member(obj, "y")?;
-    if x.len() != 32 || y.len() != 32 {
-        return Err(DropReason::BadKeyLength);
+    let key = match crv {
+        "P-256" => {
+            p256::PublicKey::from_coordinates(&x, &y).map(|k| (KeyMaterial::P256(k), Alg::Es256))
+        }
+        "P-384" => {
+            p384::PublicKey::from_coordinates(&x, &y).map(|k| (KeyMaterial::P384(k), Alg::Es384))
+        }
+        _ => p521::PublicKey::from_coordinates(&x, &y).map(|k| (KeyMaterial::P521(k), Alg::Es512)),
+    };
+    key.map(|(material, alg)| (material, alg.bit()))
+        .map_err(point_error)
+}
+
+fn point_error(e: PointError) -> DropReason {
+    match e {
+        PointError::Length => DropReason::BadKeyLength,
+        PointError::NotOnCurve => DropReason::InvalidPoint,
     }
-    let mut sec1 = Vec::with_capacity(65);
-    sec1.push(4);
-    sec1.extend_from_slice(&x);
-    sec1.extend_from_slice(&y);
-    p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1)
-        .map(KeyMaterial::P256)
-        .map_err(|_| DropReason::InvalidPoint)
 }
 
 fn okp_material(obj: &Map<String, Value>) -> Result<KeyMaterial, DropReason> {
@@ -591,9 +616,9 @@ fn okp_material(obj: &Map<String, Value>) -> Result<KeyMaterial, DropReason> {
         return Err(DropReason::UnsupportedCurve);
     }
     let x = b64_member(obj, "x")?;
-    let key = ed25519_compact::PublicKey::from_slice(&x).map_err(|_| DropReason::BadKeyLength)?;
-    key.validate().map_err(|_| DropReason::InvalidPoint)?;
-    Ok(KeyMaterial::Ed25519(key))
+    ed25519::PublicKey::from_bytes(&x)
+        .map(KeyMaterial::Ed25519)
+        .map_err(point_error)
 }
 
 enum Document {

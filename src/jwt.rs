@@ -25,8 +25,6 @@
 use std::fmt;
 
 use base64::Engine;
-use jwt_compact::alg::{Ed25519, Es256};
-use jwt_compact::Algorithm;
 use serde_json::{Map, Value};
 
 use crate::jwks::{Alg, Jwk, KeyMaterial, KeySet, MAX_KID_LEN};
@@ -470,7 +468,7 @@ fn rsa_hash(alg: Alg) -> Option<(HashAlg, bool)> {
         Alg::Ps256 => Some((HashAlg::Sha256, true)),
         Alg::Ps384 => Some((HashAlg::Sha384, true)),
         Alg::Ps512 => Some((HashAlg::Sha512, true)),
-        Alg::Es256 | Alg::EdDsa => None,
+        Alg::Es256 | Alg::Es384 | Alg::Es512 | Alg::EdDsa => None,
     }
 }
 
@@ -479,23 +477,6 @@ fn verify_rsa(key: &RsaPublicKey, alg: Alg, msg: &[u8], sig: &[u8]) -> bool {
         Some((hash, false)) => key.verify_pkcs1v15(hash, msg, sig),
         Some((hash, true)) => key.verify_pss(hash, msg, sig),
         None => false,
-    }
-}
-
-fn verify_es256(key: &p256::ecdsa::VerifyingKey, msg: &[u8], sig: &[u8]) -> bool {
-    if sig.len() != 64 {
-        return false;
-    }
-    match p256::ecdsa::Signature::from_slice(sig) {
-        Ok(sig) => Es256.verify_signature(&sig, key, msg),
-        Err(_) => false,
-    }
-}
-
-fn verify_eddsa(key: &ed25519_compact::PublicKey, msg: &[u8], sig: &[u8]) -> bool {
-    match ed25519_compact::Signature::from_slice(sig) {
-        Ok(sig) => Ed25519.verify_signature(&sig, key, msg),
-        Err(_) => false,
     }
 }
 
@@ -508,8 +489,10 @@ pub fn verify_signature(key: &Jwk, alg: Alg, signing_input: &[u8], signature: &[
     }
     match (key.material(), alg) {
         (KeyMaterial::Rsa(k), _) => verify_rsa(k, alg, signing_input, signature),
-        (KeyMaterial::P256(k), Alg::Es256) => verify_es256(k, signing_input, signature),
-        (KeyMaterial::Ed25519(k), Alg::EdDsa) => verify_eddsa(k, signing_input, signature),
+        (KeyMaterial::P256(k), Alg::Es256) => k.verify(signing_input, signature),
+        (KeyMaterial::P384(k), Alg::Es384) => k.verify(signing_input, signature),
+        (KeyMaterial::P521(k), Alg::Es512) => k.verify(signing_input, signature),
+        (KeyMaterial::Ed25519(k), Alg::EdDsa) => k.verify(signing_input, signature),
         _ => false,
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod credential;
+pub mod crypto;
 pub mod discovery;
 pub mod jwks;
 pub mod jwks_cache;
@@ -12,11 +13,13 @@ pub mod jwt;
 pub mod keys;
 pub mod policy;
 pub mod request;
-pub mod rsa;
 pub mod stats;
 pub mod status;
 pub mod token;
 pub mod token_cache;
+
+/// The RSA verifier, at its historical path.
+pub use crypto::rsa;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod signing;

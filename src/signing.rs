@@ -1,5 +1,5 @@
 //! Token signing for the workspace stand-in (the `aml-auth` CLI, the demo and tests): RS256,
-//! PS256, ES256 and EdDSA keys from PKCS#8 PEM, their public JWKs, and compact JWS output.
+//! PS256, ES256, ES384, ES512 and EdDSA keys from PKCS#8 PEM, their public JWKs, and compact JWS output.
 //! Native only; never part of the wasm module.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -15,6 +15,10 @@ pub enum SigningKey {
     Rsa(Box<rsa::RsaPrivateKey>),
     /// P-256 (ES256).
     P256(p256::ecdsa::SigningKey),
+    /// P-384 (ES384).
+    P384(p384::ecdsa::SigningKey),
+    /// P-521 (ES512).
+    P521(p521::ecdsa::SigningKey),
     /// Ed25519 (EdDSA).
     Ed25519(ed25519_compact::KeyPair),
 }
@@ -22,7 +26,7 @@ pub enum SigningKey {
 /// Why a key or a signature could not be produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SigningError {
-    /// The PEM is not a PKCS#8 RSA, P-256 or Ed25519 private key.
+    /// The PEM is not a PKCS#8 RSA, P-256, P-384, P-521 or Ed25519 private key.
     UnsupportedKey,
     /// The algorithm does not fit the key (e.g. ES256 with an RSA key).
     AlgorithmMismatch(String),
@@ -33,9 +37,9 @@ pub enum SigningError {
 impl core::fmt::Display for SigningError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            SigningError::UnsupportedKey => {
-                f.write_str("not a PKCS#8 PEM private key of type RSA, EC P-256 or Ed25519")
-            }
+            SigningError::UnsupportedKey => f.write_str(
+                "not a PKCS#8 PEM private key of type RSA, EC P-256/P-384/P-521 or Ed25519",
+            ),
             SigningError::AlgorithmMismatch(alg) => {
                 write!(f, "algorithm {alg} does not fit this key")
             }
@@ -55,6 +59,15 @@ impl SigningKey {
         if let Ok(k) = p256::ecdsa::SigningKey::from_pkcs8_pem(pem) {
             return Ok(SigningKey::P256(k));
         }
+        if let Ok(k) = p384::ecdsa::SigningKey::from_pkcs8_pem(pem) {
+            return Ok(SigningKey::P384(k));
+        }
+        if let Ok(k) = p521::SecretKey::from_pkcs8_pem(pem) {
+            let bytes = k.to_bytes();
+            if let Ok(k) = p521::ecdsa::SigningKey::from_bytes(&bytes) {
+                return Ok(SigningKey::P521(k));
+            }
+        }
         if let Ok(k) = ed25519_compact::KeyPair::from_pem(pem) {
             return Ok(SigningKey::Ed25519(k));
         }
@@ -66,6 +79,8 @@ impl SigningKey {
         match self {
             SigningKey::Rsa(_) => "RS256",
             SigningKey::P256(_) => "ES256",
+            SigningKey::P384(_) => "ES384",
+            SigningKey::P521(_) => "ES512",
             SigningKey::Ed25519(_) => "EdDSA",
         }
     }
@@ -84,7 +99,9 @@ impl SigningKey {
                 };
                 match self {
                     SigningKey::Rsa(_) => pick(&["e", "kty", "n"]),
-                    SigningKey::P256(_) => pick(&["crv", "kty", "x", "y"]),
+                    SigningKey::P256(_) | SigningKey::P384(_) | SigningKey::P521(_) => {
+                        pick(&["crv", "kty", "x", "y"])
+                    }
                     SigningKey::Ed25519(_) => pick(&["crv", "kty", "x"]),
                 }
             }
@@ -108,6 +125,22 @@ impl SigningKey {
                     "x": URL_SAFE_NO_PAD.encode(point.x().map(|x| x.to_vec()).unwrap_or_default()),
                     "y": URL_SAFE_NO_PAD.encode(point.y().map(|y| y.to_vec()).unwrap_or_default()),
                 })
+            }
+            SigningKey::P384(k) => {
+                let point = k.verifying_key().to_encoded_point(false);
+                ec_members(
+                    "P-384",
+                    point.x().map(|x| x.to_vec()),
+                    point.y().map(|y| y.to_vec()),
+                )
+            }
+            SigningKey::P521(k) => {
+                let point = p521::ecdsa::VerifyingKey::from(k).to_encoded_point(false);
+                ec_members(
+                    "P-521",
+                    point.x().map(|x| x.to_vec()),
+                    point.y().map(|y| y.to_vec()),
+                )
             }
             SigningKey::Ed25519(k) => json!({
                 "kty": "OKP",
@@ -163,6 +196,14 @@ impl SigningKey {
                 let sig: p256::ecdsa::Signature = k.sign(message);
                 Ok(sig.to_bytes().to_vec())
             }
+            (SigningKey::P384(k), "ES384") => {
+                let sig: p384::ecdsa::Signature = k.sign(message);
+                Ok(sig.to_bytes().to_vec())
+            }
+            (SigningKey::P521(k), "ES512") => {
+                let sig: p521::ecdsa::Signature = k.sign(message);
+                Ok(sig.to_bytes().to_vec())
+            }
             (SigningKey::Ed25519(k), "EdDSA") => Ok(k.sk.sign(message, None).to_vec()),
             _ => Err(mismatch()),
         }
@@ -192,6 +233,15 @@ impl SigningKey {
         let sig = self.sign_bytes(alg, input.as_bytes())?;
         Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig)))
     }
+}
+
+fn ec_members(crv: &str, x: Option<Vec<u8>>, y: Option<Vec<u8>>) -> Value {
+    json!({
+        "kty": "EC",
+        "crv": crv,
+        "x": URL_SAFE_NO_PAD.encode(x.unwrap_or_default()),
+        "y": URL_SAFE_NO_PAD.encode(y.unwrap_or_default()),
+    })
 }
 
 /// A JWKS document holding these public JWKs.

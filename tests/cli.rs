@@ -1270,3 +1270,65 @@ fn an_ecds_file_as_config_is_refused_with_a_hint() {
     let out = cli(&["keys", "list", "--config", path]);
     assert_refused(&out, 1, "--envoy-ecds");
 }
+
+/// Runs the binary as uid/gid 65534 (not root), as an operator account would.
+fn cli_as_nobody(args: &[&str]) -> Output {
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_aml-auth"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// A user who may not write the configuration, in a directory it may write, would replace it by
+/// rename (and own the new file): refused. A user who may write it but cannot give the new file
+/// its owner is refused before anything is written.
+#[test]
+fn regen_as_another_user_refuses_what_it_cannot_replace_faithfully() {
+    use std::os::unix::fs::MetadataExt as _;
+    let dir = scratch_dir("cli-regen-nobody");
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+    let text = "{\"primary_key\": \"p0\", \"secondary_key\": \"s0\"}\n";
+    let cases = [
+        (0o644, 0, "is not writable (mode 0644)"),
+        (0o664, 65534, "cannot give the new file the owner 0:65534"),
+    ];
+    for (mode, gid, fragment) in cases {
+        let config = write(&dir, "config.json", text);
+        std::os::unix::fs::chown(&config, Some(0), Some(gid)).unwrap();
+        fs::set_permissions(&config, fs::Permissions::from_mode(mode)).unwrap();
+        let out = cli_as_nobody(&[
+            "keys",
+            "regen",
+            "primary",
+            "--config",
+            config.to_str().unwrap(),
+        ]);
+        assert_refused(&out, 1, fragment);
+        assert_eq!(read(&config), text);
+        let meta = fs::metadata(&config).unwrap();
+        assert_eq!(
+            (meta.uid(), meta.gid(), meta.mode() & 0o777),
+            (0, gid, mode)
+        );
+        assert_eq!(listing(&dir), ["config.json"]);
+    }
+    let config = write(&dir, "config.json", text);
+    std::os::unix::fs::chown(&config, Some(65534), Some(65534)).unwrap();
+    let lock = dir.join(".config.json.aml-auth-lock");
+    std::os::unix::fs::chown(&lock, Some(0), Some(0)).unwrap();
+    fs::set_permissions(&lock, fs::Permissions::from_mode(0o644)).unwrap();
+    let out = cli_as_nobody(&[
+        "keys",
+        "regen",
+        "primary",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    assert_ok(&out);
+    assert_eq!(
+        slot_of(&parse_config(&read(&config)), None, &last_line(&out)),
+        Some(KeySlot::Primary)
+    );
+}

@@ -175,10 +175,32 @@ impl Drop for HttpsJwks {
     }
 }
 
+/// The shipped example as JSON, read by PyYAML (a python3 that has it: `AML_PYTHON`,
+/// `python3`, or the one `./build.sh` installs in `.venv`).
 fn example() -> Value {
-    let text = std::fs::read_to_string(repo_root().join(EXAMPLE)).unwrap();
-    let yaml: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
-    serde_json::to_value(yaml).unwrap()
+    const LOAD: &str =
+        "import json, sys, yaml; json.dump(yaml.safe_load(open(sys.argv[1])), sys.stdout)";
+    let candidates: Vec<PathBuf> = std::env::var_os("AML_PYTHON")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([
+            PathBuf::from("python3"),
+            repo_root().join(".venv/bin/python3"),
+        ])
+        .collect();
+    for python in &candidates {
+        let Ok(out) = Command::new(python)
+            .args(["-c", LOAD])
+            .arg(repo_root().join(EXAMPLE))
+            .output()
+        else {
+            continue;
+        };
+        if out.status.success() {
+            return serde_json::from_slice(&out.stdout).unwrap();
+        }
+    }
+    panic!("no python3 with PyYAML among {candidates:?} to read {EXAMPLE} (run ./build.sh test, which installs it, or set AML_PYTHON)");
 }
 
 /// The example's JWKS cluster with its TLS shape kept, pointed at 127.0.0.1:`port` for `HOST`

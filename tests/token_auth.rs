@@ -17,6 +17,8 @@ fn standard_jwks() -> Value {
     jwks(vec![
         rsa_a().public_jwk("rsa-a", None),
         signing_key("p256-a.pem").public_jwk("p256-a", Some("ES256")),
+        signing_key("p384-a.pem").public_jwk("p384-a", Some("ES384")),
+        signing_key("p521-a.pem").public_jwk("p521-a", Some("ES512")),
         signing_key("ed25519-a.pem").public_jwk("ed-a", Some("EdDSA")),
     ])
 }
@@ -68,6 +70,8 @@ fn every_algorithm_is_accepted_through_the_fetched_jwks() {
         ("rsa-a.pem", "rsa-a", "PS384"),
         ("rsa-a.pem", "rsa-a", "PS512"),
         ("p256-a.pem", "p256-a", "ES256"),
+        ("p384-a.pem", "p384-a", "ES384"),
+        ("p521-a.pem", "p521-a", "ES512"),
         ("ed25519-a.pem", "ed-a", "EdDSA"),
     ];
     for (file, kid, alg) in cases {

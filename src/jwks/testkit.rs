@@ -1,4 +1,4 @@
-//! Test-only key material and token minting with real RSA-2048, P-256 and Ed25519 keys.
+//! Test-only key material and token minting with real RSA-2048, P-256, P-384, P-521 and Ed25519 keys.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -9,8 +9,7 @@
 use std::sync::OnceLock;
 
 use base64::Engine;
-use jwt_compact::alg::Es256;
-use jwt_compact::Algorithm;
+use p256::ecdsa::signature::Signer;
 use rand_core::{OsRng, RngCore};
 use rsa::traits::PublicKeyParts;
 use rsa::{Pkcs1v15Sign, Pss, RsaPrivateKey};
@@ -23,6 +22,8 @@ use super::{parse_jwks, Alg, KeySet, B64URL};
 pub(crate) struct TestKeys {
     pub(crate) rsa: RsaPrivateKey,
     pub(crate) p256: p256::ecdsa::SigningKey,
+    pub(crate) p384: p384::ecdsa::SigningKey,
+    pub(crate) p521: p521::ecdsa::SigningKey,
     pub(crate) ed25519: ed25519_compact::KeyPair,
 }
 
@@ -34,6 +35,8 @@ pub(crate) fn keys() -> &'static TestKeys {
         TestKeys {
             rsa: RsaPrivateKey::new(&mut OsRng, 2048).unwrap(),
             p256: p256::ecdsa::SigningKey::random(&mut OsRng),
+            p384: p384::ecdsa::SigningKey::random(&mut OsRng),
+            p521: p521::ecdsa::SigningKey::random(&mut OsRng),
             ed25519: ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new(seed)),
         }
     })
@@ -68,6 +71,27 @@ pub(crate) fn ec_jwk(kid: Option<&str>, alg: Option<&str>) -> Value {
     jwk
 }
 
+/// Public EC JWK of one of the test keys: `crv` is "P-256", "P-384" or "P-521".
+pub(crate) fn ec_jwk_on(crv: &str, kid: Option<&str>, alg: Option<&str>) -> Value {
+    let (x, y) = match crv {
+        "P-256" => {
+            let p = keys().p256.verifying_key().to_encoded_point(false);
+            (p.x().unwrap().to_vec(), p.y().unwrap().to_vec())
+        }
+        "P-384" => {
+            let p = keys().p384.verifying_key().to_encoded_point(false);
+            (p.x().unwrap().to_vec(), p.y().unwrap().to_vec())
+        }
+        _ => {
+            let p = p521::ecdsa::VerifyingKey::from(&keys().p521).to_encoded_point(false);
+            (p.x().unwrap().to_vec(), p.y().unwrap().to_vec())
+        }
+    };
+    let mut jwk = json!({"kty": "EC", "crv": crv, "x": b64(&x), "y": b64(&y)});
+    add_kid_alg(&mut jwk, kid, alg);
+    jwk
+}
+
 /// Public OKP Ed25519 JWK for the test key.
 pub(crate) fn ed_jwk(kid: Option<&str>, alg: Option<&str>) -> Value {
     let mut jwk = json!({
@@ -93,11 +117,13 @@ pub(crate) fn jwks_body(keys: &[Value]) -> Vec<u8> {
     serde_json::to_vec(&json!({ "keys": keys })).unwrap()
 }
 
-/// The standard key set: RSA kid "rsa", EC kid "ec", Ed25519 kid "ed".
+/// The standard key set: RSA kid "rsa", EC kids "ec" (P-256), "ec384" and "ec521", Ed25519 kid "ed".
 pub(crate) fn standard_keyset() -> KeySet {
     parse_jwks(&jwks_body(&[
         rsa_jwk(Some("rsa"), None),
         ec_jwk(Some("ec"), None),
+        ec_jwk_on("P-384", Some("ec384"), None),
+        ec_jwk_on("P-521", Some("ec521"), None),
         ed_jwk(Some("ed"), None),
     ]))
     .unwrap()
@@ -132,7 +158,18 @@ pub(crate) fn sign(alg: Alg, msg: &[u8]) -> Vec<u8> {
             .rsa
             .sign_with_rng(&mut OsRng, Pss::new::<Sha512>(), &Sha512::digest(msg))
             .unwrap(),
-        Alg::Es256 => Es256.sign(&k.p256, msg).to_bytes().to_vec(),
+        Alg::Es256 => {
+            let sig: p256::ecdsa::Signature = k.p256.sign(msg);
+            sig.to_bytes().to_vec()
+        }
+        Alg::Es384 => {
+            let sig: p384::ecdsa::Signature = k.p384.sign(msg);
+            sig.to_bytes().to_vec()
+        }
+        Alg::Es512 => {
+            let sig: p521::ecdsa::Signature = k.p521.sign(msg);
+            sig.to_bytes().to_vec()
+        }
         Alg::EdDsa => k.ed25519.sk.sign(msg, None).to_vec(),
     }
 }

@@ -8,7 +8,7 @@
 
 use serde_json::{json, Value};
 
-use super::testkit::{b64, ec_jwk, ed_jwk, jwks_body, rsa_jwk};
+use super::testkit::{b64, ec_jwk, ec_jwk_on, ed_jwk, jwks_body, rsa_jwk};
 use super::*;
 
 fn odd_modulus(bits: usize) -> String {
@@ -242,6 +242,21 @@ fn unusable_keys_are_dropped_with_their_reason() {
         (
             "alg ES384 on P-256",
             ec_jwk(None, Some("ES384")),
+            DropReason::AlgorithmKeyMismatch,
+        ),
+        (
+            "alg ES256 on P-384",
+            ec_jwk_on("P-384", None, Some("ES256")),
+            DropReason::AlgorithmKeyMismatch,
+        ),
+        (
+            "alg ES384 on P-521",
+            ec_jwk_on("P-521", None, Some("ES384")),
+            DropReason::AlgorithmKeyMismatch,
+        ),
+        (
+            "alg ES256K",
+            ec_jwk(None, Some("ES256K")),
             DropReason::UnsupportedAlgorithm,
         ),
         (
@@ -353,14 +368,52 @@ fn unusable_keys_are_dropped_with_their_reason() {
             DropReason::MissingMember("crv"),
         ),
         (
-            "ec P-384",
+            "P-256 coordinates labelled P-384",
             with(ec.clone(), "crv", json!("P-384")),
-            DropReason::UnsupportedCurve,
+            DropReason::BadKeyLength,
         ),
         (
-            "ec P-521",
+            "P-256 coordinates labelled P-521",
             with(ec.clone(), "crv", json!("P-521")),
-            DropReason::UnsupportedCurve,
+            DropReason::BadKeyLength,
+        ),
+        (
+            "P-384 coordinates labelled P-521",
+            with(ec_jwk_on("P-384", None, None), "crv", json!("P-521")),
+            DropReason::BadKeyLength,
+        ),
+        (
+            "P-384 off the curve",
+            {
+                let k = ec_jwk_on("P-384", None, None);
+                let mut y = crate::jwks::B64URL
+                    .decode(k["y"].as_str().unwrap())
+                    .unwrap();
+                y[47] ^= 1;
+                with(k, "y", json!(b64(&y)))
+            },
+            DropReason::InvalidPoint,
+        ),
+        (
+            "P-521 off the curve",
+            {
+                let k = ec_jwk_on("P-521", None, None);
+                let mut y = crate::jwks::B64URL
+                    .decode(k["y"].as_str().unwrap())
+                    .unwrap();
+                y[65] ^= 1;
+                with(k, "y", json!(b64(&y)))
+            },
+            DropReason::InvalidPoint,
+        ),
+        (
+            "P-521 x of 2^521 - 1 (not below p)",
+            {
+                let mut x = vec![0xff_u8; 66];
+                x[0] = 0x01;
+                with(ec_jwk_on("P-521", None, None), "x", json!(b64(&x)))
+            },
+            DropReason::InvalidPoint,
         ),
         (
             "ec secp256k1",
@@ -605,7 +658,7 @@ fn only_bad_keys_is_no_usable_keys_with_reasons() {
     let err = parse_jwks(&jwks_body(&[
         json!({"kty": "oct", "k": "c2VjcmV0"}),
         with(rsa_jwk(Some("r"), None), "e", json!("AQ")),
-        with(ec_jwk(None, None), "crv", json!("P-384")),
+        with(ec_jwk(None, None), "crv", json!("secp256k1")),
     ]))
     .unwrap_err();
     let JwksError::NoUsableKeys { dropped } = err else {
@@ -692,8 +745,8 @@ fn alg_names_are_exact() {
         assert_eq!(Alg::from_name(alg.as_str()), Some(alg));
     }
     for name in [
-        "none", "None", "NONE", "HS256", "rs256", "Rs256", "RS256 ", "ES384", "EDDSA", "Ed25519",
-        "",
+        "none", "None", "NONE", "HS256", "rs256", "Rs256", "RS256 ", "es384", "ES256K", "ES521",
+        "EDDSA", "Ed25519", "",
     ] {
         assert_eq!(Alg::from_name(name), None, "{name}");
     }

@@ -11,7 +11,8 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::jwks::testkit::{
-    b64, ec_jwk, ed_jwk, jwks_body, mint, mint_bytes, mint_raw, rsa_jwk, sign, standard_keyset,
+    b64, ec_jwk, ec_jwk_on, ed_jwk, jwks_body, mint, mint_bytes, mint_raw, rsa_jwk, sign,
+    standard_keyset,
 };
 use crate::jwks::{parse_jwks, Alg};
 
@@ -49,6 +50,8 @@ fn claims() -> Value {
 fn kid_for(alg: Alg) -> &'static str {
     match alg {
         Alg::Es256 => "ec",
+        Alg::Es384 => "ec384",
+        Alg::Es512 => "ec521",
         Alg::EdDsa => "ed",
         _ => "rsa",
     }
@@ -109,6 +112,8 @@ fn every_algorithm_is_accepted_with_and_without_kid() {
     let kidless = parse_jwks(&jwks_body(&[
         rsa_jwk(None, None),
         ec_jwk(None, None),
+        ec_jwk_on("P-384", None, None),
+        ec_jwk_on("P-521", None, None),
         ed_jwk(None, None),
     ]))
     .unwrap()
@@ -658,7 +663,9 @@ fn header_rejections() {
             .as_bytes()),
         b64(c_str.as_bytes())
     );
-    let attacker_sig = Es256.sign(&attacker, attacker_input.as_bytes()).to_bytes();
+    let attacker_sig: p256::ecdsa::Signature =
+        p256::ecdsa::signature::Signer::sign(&attacker, attacker_input.as_bytes());
+    let attacker_sig = attacker_sig.to_bytes();
     let attacker_token = format!("{attacker_input}.{}", b64(&attacker_sig));
 
     let es = header(Alg::Es256);
@@ -697,9 +704,19 @@ fn header_rejections() {
             "unsupported_alg",
         ),
         (
-            "ES384",
-            fake(r#"{"alg":"ES384","kid":"ec"}"#),
+            "ES256K",
+            fake(r#"{"alg":"ES256K","kid":"ec"}"#),
             "unsupported_alg",
+        ),
+        (
+            "ES384 under the P-256 key",
+            fake(r#"{"alg":"ES384","kid":"ec"}"#),
+            "key_alg_mismatch",
+        ),
+        (
+            "ES256 under the P-384 key",
+            fake(r#"{"alg":"ES256","kid":"ec384"}"#),
+            "key_alg_mismatch",
         ),
         (
             "RSA1_5",

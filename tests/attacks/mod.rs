@@ -695,10 +695,16 @@ pub fn header_rows(kit: &Kit, attacker_url: &str) -> Vec<Case> {
             "unsupported_alg",
         ),
         Case::token(
-            "header: unsupported alg ES384",
-            &with_fake(r#"{"alg":"ES384","kid":"p256-a"}"#),
+            "header: unsupported alg ES256K",
+            &with_fake(r#"{"alg":"ES256K","kid":"p256-a"}"#),
             401,
             "unsupported_alg",
+        ),
+        Case::token(
+            "header: ES384 under the kid of a P-256 key",
+            &with_fake(r#"{"alg":"ES384","kid":"p256-a"}"#),
+            401,
+            "key_alg_mismatch",
         ),
         Case::token(
             "header: unsupported alg RSA1_5",

@@ -134,19 +134,21 @@ pub fn parse_at(text: &str) -> Result<i64, String> {
     Ok(days * 86_400 + hour * 3_600 + minute * 60 + second.min(59) - offset)
 }
 
-fn describe_target(cfg: &FilterConfig, target: &Target<'_>) -> Result<(usize, String), CliError> {
-    let named = |index: Option<usize>| match index.and_then(|i| cfg.services.get(i)) {
-        Some(route) => format!(
-            "{} (services[{}], path_prefix {})",
-            route.policy.name,
-            index.unwrap_or_default(),
-            route.path_prefix
+/// The service judging the request (`None`: the top-level policy) and how it was chosen.
+fn describe_target(
+    cfg: &FilterConfig,
+    target: &Target<'_>,
+) -> Result<(Option<usize>, String), CliError> {
+    let named = |index: Option<usize>| match index.and_then(|i| Some((i, cfg.services.get(i)?))) {
+        Some((i, route)) => format!(
+            "{} (services[{i}], path_prefix {})",
+            route.policy.name, route.path_prefix
         ),
         None => format!("{} (the top-level policy)", config::DEFAULT_SERVICE),
     };
     match target {
-        Target::Default => Ok((usize::MAX, named(None))),
-        Target::Service(name) if *name == config::DEFAULT_SERVICE => Ok((usize::MAX, named(None))),
+        Target::Default => Ok((None, named(None))),
+        Target::Service(name) if *name == config::DEFAULT_SERVICE => Ok((None, named(None))),
         Target::Service(name) => {
             let index = cfg
                 .services
@@ -160,7 +162,7 @@ fn describe_target(cfg: &FilterConfig, target: &Target<'_>) -> Result<(usize, St
                         if names.is_empty() { "none".to_string() } else { names.join(", ") }
                     ))
                 })?;
-            Ok((index, named(Some(index))))
+            Ok((Some(index), named(Some(index))))
         }
         Target::Request { path, host } => {
             let router = Router::new(&cfg.services);
@@ -198,7 +200,7 @@ fn describe_target(cfg: &FilterConfig, target: &Target<'_>) -> Result<(usize, St
                     format!(" --host {host}")
                 }
             );
-            Ok((index.unwrap_or(usize::MAX), how))
+            Ok((index, how))
         }
     }
 }
@@ -306,9 +308,8 @@ pub fn check(req: &Request<'_>) -> Result<Report, CliError> {
     let cfg = config::parse(&text, &env)
         .map_err(|e| CliError::fail(format!("--config {shown}: the filter refuses it: {e}")))?;
     let (index, service_line) = describe_target(&cfg, &req.target)?;
-    let policy: &ServicePolicy = cfg
-        .services
-        .get(index)
+    let policy: &ServicePolicy = index
+        .and_then(|i| cfg.services.get(i))
         .map_or(&cfg.default_policy, |s| &s.policy);
     let (keys, keys_line) = load_keys(&cfg, req.jwks)?;
     let mode = match &policy.mode {
@@ -370,7 +371,7 @@ pub fn check(req: &Request<'_>) -> Result<Report, CliError> {
             lines.push("check: not run (no keys to judge the token with)".to_string());
         }
         (AuthMode::Key(_), _) => lines.push(
-            "check: not run (a key-mode service compares the credential with its keys; a token is never one)"
+            "check: not run (a key-mode service compares the credential with its keys, not as a token)"
                 .to_string(),
         ),
         (AuthMode::PassThrough, _) => {
@@ -399,18 +400,21 @@ pub fn check(req: &Request<'_>) -> Result<Report, CliError> {
     Ok(Report { lines, allowed })
 }
 
-/// The claims check: whatever the filter refuses a verified token for (the policy's checks
-/// after the signature), read from the decision itself.
-fn claims_outcome(verdict: &Verdict, trace_reasons: &[TokenError]) -> String {
+/// The claims check: whatever the filter refuses a token for once every traced check passed
+/// (the policy's checks after the signature), read from the decision itself.
+fn claims_outcome(verdict: &Verdict, trace_failures: &[TokenError]) -> String {
     match verdict {
-        Verdict::Deny(Denial::Token(e)) if !trace_reasons.contains(e) => format!("fail {e}"),
-        Verdict::Deny(Denial::Token(_)) if !trace_reasons.is_empty() => {
+        Verdict::Allow(_) | Verdict::PassThrough => "pass".to_string(),
+        Verdict::Deny(_) if !trace_failures.is_empty() => {
             "not run (judged only on a verified token)".to_string()
         }
-        Verdict::Deny(other) if !matches!(other, Denial::Token(_)) => {
-            format!("not run ({})", other.code())
+        Verdict::Deny(d)
+            if status::KEY_DENIALS.contains(d)
+                || matches!(d, Denial::KeysUnavailable | Denial::KeysStale) =>
+        {
+            format!("not run ({})", d.code())
         }
-        _ => "pass".to_string(),
+        Verdict::Deny(d) => format!("fail {}", d.code()),
     }
 }
 

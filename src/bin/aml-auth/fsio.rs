@@ -54,19 +54,24 @@ pub fn writable(target: &Path) -> Result<Keep, String> {
 }
 
 /// An exclusive lock on the lock file beside `target` (`.<name>.aml-auth-lock`), held until
-/// dropped; waits for another holder to finish.
+/// dropped; waits for another holder to finish. A lock file another user created is locked
+/// through a read-only descriptor (flock needs no write access).
 pub fn lock_beside(target: &Path) -> io::Result<File> {
     let name = target
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?
         .to_string_lossy();
     let lock = parent_dir(target).join(format!(".{name}.aml-auth-lock"));
-    let file = OpenOptions::new()
+    let file = match OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
-        .open(&lock)?;
+        .open(&lock)
+    {
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => File::open(&lock)?,
+        other => other?,
+    };
     file.lock()?;
     Ok(file)
 }

@@ -122,6 +122,8 @@ fn load_key(
     let fits = match &key {
         SigningKey::Rsa(_) => alg.as_str().starts_with(['R', 'P']),
         SigningKey::P256(_) => alg == Alg::Es256,
+        SigningKey::P384(_) => alg == Alg::Es384,
+        SigningKey::P521(_) => alg == Alg::Es512,
         SigningKey::Ed25519(_) => alg == Alg::EdDsa,
     };
     if !fits {
