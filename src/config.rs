@@ -182,11 +182,18 @@ impl FilterConfig {
 pub struct ServiceRoute {
     /// The policy.
     pub policy: ServicePolicy,
-    /// Requests whose path starts with this are the service's.
+    /// Requests whose canonical path starts with this are the service's (empty when the
+    /// service selects by route).
     pub path_prefix: String,
-    /// When non-empty, only requests for one of these hosts (lowercase, compared without port
-    /// unless the entry has one).
+    /// When non-empty, only requests for one of these hosts (canonical `name` or `name:port`,
+    /// compared without port unless the entry has one).
     pub hosts: Vec<String>,
+    /// Envoy route names (`xds.route_name`) that select this service.
+    pub route_names: Vec<String>,
+    /// Envoy upstream clusters (`xds.cluster_name`) that select this service.
+    pub clusters: Vec<String>,
+    /// Whether `;` path parameters are accepted on this service's requests.
+    pub allow_path_parameters: bool,
 }
 
 /// Looks up an environment variable of the VM (for `env:NAME` key values).
@@ -424,12 +431,22 @@ fn compile_services(
     }
     let mut names = std::collections::HashSet::new();
     let mut routes = std::collections::HashSet::new();
+    let mut route_names = std::collections::HashSet::new();
+    let mut selected_by: Option<(bool, String)> = None;
     let mut out = Vec::with_capacity(items.len());
     let mut inherited_rules_used = false;
     for (i, item) in items.iter().enumerate() {
         let obj = Obj::new(&format!("{path}[{i}]"), item)?;
         let mut allowed: Vec<&str> = POLICY_FIELDS.to_vec();
-        allowed.extend(["name", "path_prefix", "hosts", "token"]);
+        allowed.extend([
+            "name",
+            "path_prefix",
+            "hosts",
+            "route_names",
+            "clusters",
+            "allow_path_parameters",
+            "token",
+        ]);
         obj.only(&allowed)?;
         let name = obj
             .string("name")?
@@ -451,38 +468,8 @@ fn compile_services(
                 format!("service name `{name}` is used twice (or is the reserved name `{DEFAULT_SERVICE}`)"),
             ));
         }
-        let prefix = obj.string("path_prefix")?.ok_or_else(|| {
-            ConfigError::new(
-                obj.path("path_prefix"),
-                format!("service `{name}` needs a path_prefix"),
-            )
-        })?;
-        if !prefix.starts_with('/')
-            || prefix.contains(['?', '#'])
-            || prefix.bytes().any(|b| b <= b' ' || b == 0x7f)
-        {
-            return Err(ConfigError::new(
-                obj.path("path_prefix"),
-                "must start with `/` and hold no query, fragment, space or control character",
-            ));
-        }
-        let hosts = match obj.array("hosts")? {
-            None => Vec::new(),
-            Some(list) => compile_hosts(&obj.path("hosts"), list)?,
-        };
-        let host_keys: Vec<&str> = if hosts.is_empty() {
-            vec!["*"]
-        } else {
-            hosts.iter().map(String::as_str).collect()
-        };
-        for host in host_keys {
-            if !routes.insert((host.to_string(), prefix.to_string())) {
-                return Err(ConfigError::new(
-                    obj.path("path_prefix"),
-                    format!("service `{name}`: another service already has path_prefix `{prefix}` for host `{host}`"),
-                ));
-            }
-        }
+        let selector =
+            compile_selector(&obj, name, &mut routes, &mut route_names, &mut selected_by)?;
         let narrowing = match obj.object("token")? {
             None => None,
             Some(t) => Some(compile_narrowing(&t, workspace)?),
@@ -493,8 +480,11 @@ fn compile_services(
             && defaults.required_claims.is_some();
         out.push(ServiceRoute {
             policy,
-            path_prefix: prefix.to_string(),
-            hosts,
+            path_prefix: selector.path_prefix,
+            hosts: selector.hosts,
+            route_names: selector.route_names,
+            clusters: selector.clusters,
+            allow_path_parameters: obj.bool("allow_path_parameters")?.unwrap_or(false),
         });
     }
     Ok((out, inherited_rules_used))
@@ -537,6 +527,159 @@ fn compile_narrowing(t: &Obj<'_>, workspace: &Workspace<'_>) -> Result<Narrowing
     })
 }
 
+/// Where a service applies: a path prefix (and hosts), or Envoy route names / clusters.
+struct Selector {
+    path_prefix: String,
+    hosts: Vec<String>,
+    route_names: Vec<String>,
+    clusters: Vec<String>,
+}
+
+/// Reads a service's selector. `routes` holds the (host, lowercase prefix) pairs taken so far,
+/// `names` the route and cluster names; `selected_by` whether the first service selects by route, and
+/// its name: every service must select the same way.
+fn compile_selector(
+    obj: &Obj<'_>,
+    name: &str,
+    routes: &mut std::collections::HashSet<(String, String)>,
+    names: &mut std::collections::HashSet<(&'static str, String)>,
+    selected_by: &mut Option<(bool, String)>,
+) -> Result<Selector, ConfigError> {
+    let prefix = obj.string("path_prefix")?;
+    let route_names = names_list(obj, "route_names", "route", names)?;
+    let clusters = names_list(obj, "clusters", "cluster", names)?;
+    let by_route = !route_names.is_empty() || !clusters.is_empty();
+    if by_route && (prefix.is_some() || obj.array("hosts")?.is_some()) {
+        return Err(ConfigError::new(
+            obj.path("path_prefix"),
+            format!("service `{name}` selects by route_names/clusters: it can't also have a path_prefix or hosts"),
+        ));
+    }
+    match selected_by {
+        None => *selected_by = Some((by_route, name.to_string())),
+        Some((first_by_route, first)) if *first_by_route != by_route => {
+            let how = |r: bool| {
+                if r {
+                    "route_names/clusters"
+                } else {
+                    "path_prefix"
+                }
+            };
+            return Err(ConfigError::new(
+                obj.path(if by_route { "route_names" } else { "path_prefix" }),
+                format!(
+                    "service `{name}` selects by {} but service `{first}` by {}: every service must select the same way",
+                    how(by_route),
+                    how(*first_by_route)
+                ),
+            ));
+        }
+        Some(_) => {}
+    }
+    if by_route {
+        return Ok(Selector {
+            path_prefix: String::new(),
+            hosts: Vec::new(),
+            route_names,
+            clusters,
+        });
+    }
+    let prefix = prefix.ok_or_else(|| {
+        ConfigError::new(
+            obj.path("path_prefix"),
+            format!("service `{name}` needs a path_prefix (or route_names/clusters)"),
+        )
+    })?;
+    validate_prefix(&obj.path("path_prefix"), prefix)?;
+    let hosts = match obj.array("hosts")? {
+        None => Vec::new(),
+        Some(list) => compile_hosts(&obj.path("hosts"), list)?,
+    };
+    let host_keys: Vec<&str> = if hosts.is_empty() {
+        vec!["*"]
+    } else {
+        hosts.iter().map(String::as_str).collect()
+    };
+    for host in host_keys {
+        if !routes.insert((host.to_string(), prefix.to_ascii_lowercase())) {
+            return Err(ConfigError::new(
+                obj.path("path_prefix"),
+                format!("service `{name}`: another service already has path_prefix `{prefix}` (compared ignoring case) for host `{host}`"),
+            ));
+        }
+    }
+    Ok(Selector {
+        path_prefix: prefix.to_string(),
+        hosts,
+        route_names: Vec::new(),
+        clusters: Vec::new(),
+    })
+}
+
+/// A list of Envoy route or cluster names, each unique across services.
+fn names_list(
+    obj: &Obj<'_>,
+    key: &str,
+    what: &'static str,
+    taken: &mut std::collections::HashSet<(&'static str, String)>,
+) -> Result<Vec<String>, ConfigError> {
+    let Some(list) = obj.string_list(key)? else {
+        return Ok(Vec::new());
+    };
+    for (i, n) in list.iter().enumerate() {
+        let field = format!("{}[{i}]", obj.path(key));
+        if n.len() > 1024 || n.chars().any(char::is_control) {
+            return Err(ConfigError::new(
+                field,
+                format!(
+                    "must be an Envoy {what} name: at most 1024 characters, no control character"
+                ),
+            ));
+        }
+        if !taken.insert((what, n.clone())) {
+            return Err(ConfigError::new(
+                field,
+                format!("{what} `{n}` selects more than one service"),
+            ));
+        }
+    }
+    Ok(list)
+}
+
+/// Refuses a prefix that no request can be read as: the filter matches the canonical path
+/// (no `%` escapes of prefix characters, no `\`, `;`, empty or dot segments, ASCII only).
+fn validate_prefix(field: &str, prefix: &str) -> Result<(), ConfigError> {
+    let chars_ok = prefix.starts_with('/')
+        && prefix
+            .bytes()
+            .all(|b| b == b'/' || crate::request::target::is_prefix_byte(b));
+    if !chars_ok {
+        return Err(ConfigError::new(
+            field,
+            "must start with `/` and hold only A-Z a-z 0-9 - . _ ~ : @ ! $ & ' ( ) * + , = and `/`: \
+             a request path is matched decoded and canonical, so a prefix with `%`, `;`, `\\`, a space, \
+             a control, non-ASCII or zero-width character could never match",
+        ));
+    }
+    if prefix.contains("//") {
+        return Err(ConfigError::new(
+            field,
+            "must not hold an empty segment (`//`): such requests are refused, so it could never match",
+        ));
+    }
+    let dot = prefix
+        .split('/')
+        .enumerate()
+        .any(|(i, s)| i > 0 && matches!(s, "." | ".."));
+    if dot {
+        return Err(ConfigError::new(
+            field,
+            "must not hold a `.` or `..` segment: such requests are refused, so it could never match",
+        ));
+    }
+    Ok(())
+}
+
 fn compile_hosts(path: &str, list: &[Value]) -> Result<Vec<String>, ConfigError> {
     let mut hosts = Vec::with_capacity(list.len());
     for (i, v) in list.iter().enumerate() {
@@ -547,18 +690,16 @@ fn compile_hosts(path: &str, list: &[Value]) -> Result<Vec<String>, ConfigError>
                 format!("must be a string, found {}", kind(v)),
             ));
         };
-        let ok = !h.is_empty()
-            && h.len() <= 255
-            && h.bytes().all(|b| {
-                b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':' | b'[' | b']')
-            });
-        if !ok {
+        let Ok(host) = crate::request::target::host(h.as_bytes()) else {
             return Err(ConfigError::new(
                 field,
-                "must be a host name, optionally with :port",
+                "must be a host name (ASCII: IDNA names as xn--), IPv4 or [IPv6] literal, optionally with :port (1-65535)",
             ));
-        }
-        hosts.push(h.to_ascii_lowercase());
+        };
+        hosts.push(match host.port {
+            None => host.name.into_owned(),
+            Some(port) => format!("{}:{port}", host.name),
+        });
     }
     if hosts.is_empty() {
         return Err(ConfigError::new(
@@ -1450,7 +1591,7 @@ mod tests {
             (
                 r#"{"primary_key":"k","services":[{"name":"a","path_prefix":"/a?b"}]}"#,
                 "services[0].path_prefix",
-                "no query",
+                "could never match",
             ),
             (
                 r#"{"primary_key":"k","services":[{"name":"a","path_prefix":"/a","hosts":[]}]}"#,
@@ -1728,6 +1869,155 @@ mod tests {
         ];
         for (json, field, fragment) in &cases {
             let err = parse_str(json).unwrap_err();
+            assert_eq!(err.field, *field, "{json}: {err}");
+            assert!(err.message.contains(fragment), "{json}: {err}");
+        }
+    }
+
+    #[test]
+    fn prefixes_that_can_never_match_are_refused() {
+        for prefix in [
+            "/api/v1/service/mod\\u00e8le/",
+            "/my%2dmodel/",
+            "/a//b/",
+            "//",
+            "/a/./b/",
+            "/a/../b/",
+            "/a/.",
+            "/a/..",
+            "/a\\\\b/",
+            "/a;b/",
+            "/a b/",
+            "/a\\tb/",
+            "/a\\u200bb/",
+            "/a\\ufeff/",
+            "/a?b",
+            "/a#b",
+            "a/",
+            "",
+        ] {
+            let json = format!(
+                r#"{{"primary_key":"k","services":[{{"name":"a","path_prefix":"{prefix}"}}]}}"#
+            );
+            let err = parse_str(&json).unwrap_err();
+            assert_eq!(err.field, "services[0].path_prefix", "{prefix}: {err}");
+        }
+        for prefix in [
+            "/",
+            "/api/v1/service/fraud/",
+            "/v1/models/m:predict",
+            "/a.b/..c/~x/",
+        ] {
+            let json = format!(
+                r#"{{"primary_key":"k","services":[{{"name":"a","path_prefix":"{prefix}"}}]}}"#
+            );
+            assert_eq!(parse_str(&json).unwrap().services[0].path_prefix, prefix);
+        }
+    }
+
+    #[test]
+    fn hosts_are_canonical_or_refused() {
+        let parsed = parse_str(
+            r#"{"primary_key":"k","services":[{"name":"a","path_prefix":"/a/",
+                "hosts":["Models.Contoso.com.","models.contoso.com.:0443","[0::1]:80","XN--MODLE-6RA.example"]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            parsed.services[0].hosts,
+            [
+                "models.contoso.com",
+                "models.contoso.com:443",
+                "[::1]:80",
+                "xn--modle-6ra.example"
+            ]
+        );
+        for host in [
+            "models.contoso.com:",
+            "models.contoso.com:443:443",
+            "models.contoso.com:abc",
+            "models.contoso.com..",
+            "mod\\u00e8le.example",
+            "a\\u200b.example",
+            "*.example",
+            "user@h",
+            "",
+        ] {
+            let json = format!(
+                r#"{{"primary_key":"k","services":[{{"name":"a","path_prefix":"/a/","hosts":["{host}"]}}]}}"#
+            );
+            let err = parse_str(&json).unwrap_err();
+            assert_eq!(err.field, "services[0].hosts[0]", "{host}: {err}");
+        }
+        let err = parse_str(
+            r#"{"primary_key":"k","services":[{"name":"a","path_prefix":"/A/","hosts":["h"]},
+                {"name":"b","path_prefix":"/a/","hosts":["H."]}]}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.field, "services[1].path_prefix", "{err}");
+    }
+
+    #[test]
+    fn route_selection_is_all_or_nothing() {
+        let parsed = parse_str(
+            r#"{"primary_key":"k","services":[
+                {"name":"a","route_names":["fraud","fraud-v2"]},
+                {"name":"b","clusters":["outbound|80||b.svc"],"allow_path_parameters":true}]}"#,
+        )
+        .unwrap();
+        assert_eq!(parsed.services[0].route_names, ["fraud", "fraud-v2"]);
+        assert!(parsed.services[0].path_prefix.is_empty());
+        assert_eq!(parsed.services[1].clusters, ["outbound|80||b.svc"]);
+        assert!(parsed.services[1].allow_path_parameters);
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                r#"[{"name":"a","route_names":["r"],"path_prefix":"/a/"}]"#,
+                "services[0].path_prefix",
+                "can't also have",
+            ),
+            (
+                r#"[{"name":"a","clusters":["c"],"hosts":["h"]}]"#,
+                "services[0].path_prefix",
+                "can't also have",
+            ),
+            (
+                r#"[{"name":"a","route_names":["r"]},{"name":"b","path_prefix":"/b/"}]"#,
+                "services[1].path_prefix",
+                "every service must select the same way",
+            ),
+            (
+                r#"[{"name":"a","path_prefix":"/a/"},{"name":"b","route_names":["r"]}]"#,
+                "services[1].route_names",
+                "every service must select the same way",
+            ),
+            (
+                r#"[{"name":"a","route_names":["r"]},{"name":"b","route_names":["r"]}]"#,
+                "services[1].route_names[0]",
+                "more than one service",
+            ),
+            (
+                r#"[{"name":"a","clusters":["c","c"]}]"#,
+                "services[0].clusters[1]",
+                "more than one service",
+            ),
+            (
+                r#"[{"name":"a","route_names":[]}]"#,
+                "services[0].route_names",
+                "at least one",
+            ),
+            (
+                r#"[{"name":"a","route_names":["a\nb"]}]"#,
+                "services[0].route_names[0]",
+                "control",
+            ),
+            (
+                r#"[{"name":"a","path_prefix":"/a/","allow_path_parameters":"yes"}]"#,
+                "services[0].allow_path_parameters",
+                "",
+            ),
+        ];
+        for (services, field, fragment) in cases {
+            let json = format!(r#"{{"primary_key":"k","services":{services}}}"#);
+            let err = parse_str(&json).unwrap_err();
             assert_eq!(err.field, *field, "{json}: {err}");
             assert!(err.message.contains(fragment), "{json}: {err}");
         }

@@ -9,15 +9,16 @@ use std::time::Duration;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType};
 
-use crate::config::{self, AuthMode, FilterConfig, ServicePolicy, TokenSettings};
+use crate::config::{self, FilterConfig, TokenSettings};
 use crate::jwks::KeySet;
 use crate::jwks_cache::{
     self, CallHead, FetchFailure, Freshness, Meta, SourceTiming, TickDecision,
 };
 use crate::jwt::TokenError;
-use crate::keys::KeySlot;
-use crate::policy::{self, Exposed, Keys, TokenInputs, Unavailable, Verdict};
-use crate::router::Router;
+use crate::policy::{Allowed, Exposed, Keys, TokenInputs, Unavailable, Verdict};
+use crate::request::decision::{self, Scope};
+use crate::request::router::Router;
+use crate::stats::{self, Event};
 use crate::status::{self, Denial, LocalReply};
 use crate::token_cache::{self, TokenCache};
 
@@ -60,19 +61,16 @@ fn random_jitter() -> f64 {
     (random_u64() >> 11) as f64 / (1u64 << 52) as f64 - 1.0
 }
 
-/// Where an outcome is counted besides the global stat: the matched service, by index and name.
-type ServiceTag<'a> = Option<(usize, &'a str)>;
-
-/// Stats of this VM, defined on first use and cached by (service, prefix, event), so a request
-/// formats no stat name once its outcome has been seen.
+/// Stats of this VM, defined on first use and cached: by name, and request events by (scope,
+/// event), so a request formats no stat name once its outcome has been seen.
 #[derive(Default)]
 struct Metrics {
     ids: RefCell<HashMap<String, u32>>,
-    events: RefCell<HashMap<(usize, &'static str, &'static str), u32>>,
+    events: RefCell<HashMap<EventKey, u32>>,
 }
 
-/// Index standing for "no service" in [`Metrics::events`].
-const GLOBAL: usize = usize::MAX;
+/// A request event's stat: its scope (`None`: the global name) and the event's name parts.
+type EventKey = (Option<Scope>, &'static str, &'static str);
 
 impl Metrics {
     fn id(&self, kind: MetricType, name: &str) -> Option<u32> {
@@ -96,34 +94,25 @@ impl Metrics {
         }
     }
 
-    /// Counts `aml_auth.<prefix><event>` (or the service's copy) through the event cache.
-    fn event(&self, service: ServiceTag<'_>, prefix: &'static str, event: &'static str) {
-        let slot = service.map_or(GLOBAL, |(i, _)| i);
-        let cached = self.events.borrow().get(&(slot, prefix, event)).copied();
-        let id = match cached {
-            Some(id) => Some(id),
-            None => {
-                let name = match service {
-                    None => format!("aml_auth.{prefix}{event}"),
-                    Some((_, name)) => format!("aml_auth.service.{name}.{prefix}{event}"),
-                };
-                let id = abi::define_metric(MetricType::Counter as u32, &name).ok();
-                if let Some(id) = id {
-                    self.events.borrow_mut().insert((slot, prefix, event), id);
-                }
-                id
-            }
-        };
-        if let Some(id) = id {
-            let _ = abi::increment_metric(id, 1);
+    /// Counts a request event globally and, when the event is scoped, in its scope.
+    fn record(&self, config: &FilterConfig, scope: Scope, event: Event) {
+        self.increment(config, None, event);
+        if scope != Scope::Global && event.scoped() {
+            self.increment(config, Some(scope), event);
         }
     }
 
-    /// Counts an outcome globally and, when services are configured, per service.
-    fn outcome(&self, service: ServiceTag<'_>, prefix: &'static str, event: &'static str) {
-        self.event(None, prefix, event);
-        if service.is_some() {
-            self.event(service, prefix, event);
+    fn increment(&self, config: &FilterConfig, scope: Option<Scope>, event: Event) {
+        let (prefix, suffix) = event.parts();
+        let cached = self.events.borrow().get(&(scope, prefix, suffix)).copied();
+        let id = cached.or_else(|| {
+            let name = event.name(scope.and_then(|s| stats::scope_name(config, s)));
+            let id = abi::define_metric(MetricType::Counter as u32, &name).ok()?;
+            self.events.borrow_mut().insert((scope, prefix, suffix), id);
+            Some(id)
+        });
+        if let Some(id) = id {
+            let _ = abi::increment_metric(id, 1);
         }
     }
 }
@@ -690,24 +679,6 @@ fn expose(exposed: &Exposed) {
     }
 }
 
-impl Request {
-    fn deny(&self, state: &State, service: ServiceTag<'_>, denial: Denial) -> Action {
-        state.metrics.outcome(service, "", "requests_denied");
-        state.metrics.outcome(service, "denied.", denial.code());
-        if denial == Denial::Token(TokenError::UnknownKid) {
-            state.early_refetch_wanted.set(true);
-        }
-        let reply = state.reply(denial);
-        let headers: Vec<(&str, &str)> = reply
-            .headers
-            .iter()
-            .map(|(n, v)| (*n, v.as_str()))
-            .collect();
-        send_reply(u32::from(reply.status), &headers, reply.body.as_bytes());
-        Action::Pause
-    }
-}
-
 /// Sends a local reply. Should the host refuse it, the request stays paused (never forwarded)
 /// until Envoy's own timeout ends it.
 fn send_reply(status: u32, headers: &[(&str, &str)], body: &[u8]) {
@@ -723,31 +694,13 @@ fn send_reply(status: u32, headers: &[(&str, &str)], body: &[u8]) {
 
 /// 503 for a request whose headers the host could not read or edit: it is never forwarded.
 fn host_error_reply() -> Action {
-    send_reply(
-        503,
-        &[
-            ("retry-after", status::RETRY_AFTER_SECONDS),
-            ("content-type", "application/json"),
-            ("cache-control", "no-store"),
-        ],
-        br#"{"error":"temporarily_unavailable","reason":"host_error"}"#,
-    );
-    Action::Pause
+    send_local_reply(&status::host_error())
 }
 
 impl HttpContext for Request {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         let Some(state) = self.state.clone() else {
-            send_reply(
-                503,
-                &[
-                    ("retry-after", status::RETRY_AFTER_SECONDS),
-                    ("content-type", "application/json"),
-                    ("cache-control", "no-store"),
-                ],
-                br#"{"error":"temporarily_unavailable","reason":"not_configured"}"#,
-            );
-            return Action::Pause;
+            return send_local_reply(&status::not_configured());
         };
         if !strip_claim_headers(&state) {
             log(
@@ -756,96 +709,82 @@ impl HttpContext for Request {
             );
             return host_error_reply();
         }
-        if state.config.services.is_empty()
-            && state.config.default_policy.mode == AuthMode::PassThrough
-        {
-            state.metrics.outcome(None, "", "requests_passed_through");
-            return Action::Continue;
-        }
-        let Ok(headers) = abi::get_header_pairs(abi::HTTP_REQUEST_HEADERS) else {
+        let Ok(outcome) = decision::decide(&state.config, &state.router, &mut RequestHost(&state))
+        else {
             return host_error_reply();
         };
-        let (policy, service): (&ServicePolicy, ServiceTag<'_>) =
-            if state.config.services.is_empty() {
-                (&state.config.default_policy, None)
-            } else {
-                let find = |name: &str| {
-                    headers
-                        .iter()
-                        .find(|(n, _)| n == name)
-                        .and_then(|(_, v)| core::str::from_utf8(v).ok())
-                        .unwrap_or_default()
-                };
-                let routed = state.router.route(find(":authority"), find(":path"));
-                match routed.and_then(|i| state.config.services.get(i).map(|s| (i, s))) {
-                    Some((i, s)) => (&s.policy, Some((i, s.policy.name.as_str()))),
-                    None => (
-                        &state.config.default_policy,
-                        Some((GLOBAL - 1, state.config.default_policy.name.as_str())),
-                    ),
-                }
-            };
-        let header_pairs = headers.iter().map(|(n, v)| (n.as_str(), v.as_slice()));
-        let verdict = if matches!(policy.mode, AuthMode::Token(_)) {
-            let now = now_ms();
-            state.with_keys(now, |keys| {
-                policy::decide(
-                    policy,
-                    header_pairs,
-                    TokenInputs {
-                        now: i64::try_from(now / 1_000).unwrap_or(i64::MAX),
-                        keys,
-                        cache: Some(&state.token_cache),
-                    },
-                )
-            })
-        } else {
-            policy::decide(
-                policy,
-                header_pairs,
-                TokenInputs {
-                    now: 0,
-                    keys: Keys::NotYet,
-                    cache: None,
-                },
-            )
-        };
-        match verdict {
-            Verdict::PassThrough => {
-                state
-                    .metrics
-                    .outcome(service, "", "requests_passed_through");
-                Action::Continue
+        if let Verdict::Allow(allowed) = &outcome.verdict {
+            if !apply_header_edits(allowed) {
+                return host_error_reply();
             }
-            Verdict::Allow(allowed) => {
-                let map = abi::HTTP_REQUEST_HEADERS;
-                let edited = (!allowed.remove_authorization
-                    || abi::remove_header(map, "authorization").is_ok())
-                    && allowed
-                        .set_headers
-                        .iter()
-                        .all(|(name, value)| abi::replace_header(map, name, value).is_ok());
-                if !edited {
-                    return host_error_reply();
-                }
-                if let Some(exposed) = &allowed.exposed {
-                    expose(exposed);
-                }
-                let metrics = &state.metrics;
-                metrics.outcome(service, "", "requests_allowed");
-                match allowed.key {
-                    Some(KeySlot::Primary) => metrics.outcome(service, "", "key_used.primary"),
-                    Some(KeySlot::Secondary) => metrics.outcome(service, "", "key_used.secondary"),
-                    None => metrics.outcome(service, "", "token_accepted"),
-                }
-                match allowed.cache_hit {
-                    Some(true) => metrics.event(None, "", "token_cache.hit"),
-                    Some(false) => metrics.event(None, "", "token_cache.miss"),
-                    None => {}
-                }
-                Action::Continue
+            if let Some(exposed) = &allowed.exposed {
+                expose(exposed);
             }
-            Verdict::Deny(denial) => self.deny(&state, service, denial),
+        }
+        for event in stats::events(&outcome.verdict) {
+            state.metrics.record(&state.config, outcome.scope, event);
+        }
+        match outcome.verdict {
+            Verdict::Deny(denial) => {
+                if denial == Denial::Token(TokenError::UnknownKid) {
+                    state.early_refetch_wanted.set(true);
+                }
+                send_local_reply(&state.reply(denial))
+            }
+            Verdict::PassThrough | Verdict::Allow(_) => Action::Continue,
         }
     }
+}
+
+/// What the request decision may ask of the host.
+struct RequestHost<'a>(&'a State);
+
+impl decision::Host for RequestHost<'_> {
+    fn headers(&mut self) -> Option<Vec<(String, Vec<u8>)>> {
+        abi::get_header_pairs(abi::HTTP_REQUEST_HEADERS).ok()
+    }
+
+    fn property(&mut self, path: &[&str]) -> Option<String> {
+        property(path)
+    }
+
+    fn with_token_inputs(&mut self, judge: &mut dyn FnMut(TokenInputs<'_>) -> Verdict) -> Verdict {
+        let state = self.0;
+        let now = now_ms();
+        state.with_keys(now, |keys| {
+            judge(TokenInputs {
+                now: i64::try_from(now / 1_000).unwrap_or(i64::MAX),
+                keys,
+                cache: Some(&state.token_cache),
+            })
+        })
+    }
+}
+
+/// Removes and sets the request headers an accepted credential implies; false when the host
+/// refused one (the request is then not forwarded).
+fn apply_header_edits(allowed: &Allowed) -> bool {
+    let map = abi::HTTP_REQUEST_HEADERS;
+    (!allowed.remove_authorization || abi::remove_header(map, "authorization").is_ok())
+        && allowed
+            .set_headers
+            .iter()
+            .all(|(name, value)| abi::replace_header(map, name, value).is_ok())
+}
+
+/// A string property of the stream (`xds.route_name`...), `None` when absent or unreadable.
+fn property(path: &[&str]) -> Option<String> {
+    let bytes = abi::get_property(path).ok().flatten()?;
+    String::from_utf8(bytes).ok()
+}
+
+/// Sends a local reply built in `status.rs` and stops the filter chain.
+fn send_local_reply(reply: &LocalReply) -> Action {
+    let headers: Vec<(&str, &str)> = reply
+        .headers
+        .iter()
+        .map(|(n, v)| (*n, v.as_str()))
+        .collect();
+    send_reply(u32::from(reply.status), &headers, reply.body.as_bytes());
+    Action::Pause
 }

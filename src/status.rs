@@ -1,6 +1,7 @@
 //! Why a request is denied, and the one place where a denial becomes an HTTP response.
 
 use crate::jwt::TokenError;
+use crate::request::target::TargetError;
 
 /// The precise reason a request is refused. Each reason has a stable code used in response
 /// bodies and stat names.
@@ -30,6 +31,9 @@ pub enum Denial {
     KeysUnavailable,
     /// The last key set is older than `max_stale_seconds`: token requests fail closed (503).
     KeysStale,
+    /// The request's Host or path cannot be read one way, or it carries a token in the query
+    /// (400, before any credential is looked at).
+    Target(TargetError),
 }
 
 /// Every denial that does not concern a token's content, for tests.
@@ -58,6 +62,7 @@ impl Denial {
             Denial::ClaimNotAllowed(_) => "claim_not_allowed",
             Denial::KeysUnavailable => "jwks_unavailable",
             Denial::KeysStale => "jwks_stale",
+            Denial::Target(e) => e.code(),
         }
     }
 
@@ -79,13 +84,16 @@ impl Denial {
                 "the token signing keys are not available yet; retry shortly"
             }
             Denial::KeysStale => "the token signing keys are too old to be trusted; retry later",
+            Denial::Target(e) => e.message(),
         }
     }
 
     /// The HTTP status for this denial: 401, 403 for a valid token whose audience is not
-    /// allowed, 503 when the credential could not be judged.
+    /// allowed, 503 when the credential could not be judged, 400 when the request target cannot
+    /// be read one way.
     pub fn http_status(self) -> u16 {
         match self {
+            Denial::Target(_) => 400,
             Denial::Token(e) if e.is_forbidden() => 403,
             Denial::ClaimNotAllowed(_) => 403,
             Denial::KeysUnavailable | Denial::KeysStale => 503,
@@ -148,6 +156,33 @@ fn token_message(e: TokenError) -> &'static str {
 /// Seconds a client is asked to wait when keys are unavailable.
 pub const RETRY_AFTER_SECONDS: &str = "5";
 
+/// The 503 a request gets while the filter has no valid configuration.
+pub fn not_configured() -> LocalReply {
+    LocalReply {
+        status: 503,
+        headers: vec![
+            ("retry-after", RETRY_AFTER_SECONDS.to_string()),
+            ("content-type", "application/json".to_string()),
+            ("cache-control", "no-store".to_string()),
+        ],
+        body: r#"{"error":"temporarily_unavailable","reason":"not_configured"}"#.to_string(),
+    }
+}
+
+/// The 503 a request gets when the host could not read or edit its headers: it is never
+/// forwarded.
+pub fn host_error() -> LocalReply {
+    LocalReply {
+        status: 503,
+        headers: vec![
+            ("retry-after", RETRY_AFTER_SECONDS.to_string()),
+            ("content-type", "application/json".to_string()),
+            ("cache-control", "no-store".to_string()),
+        ],
+        body: r#"{"error":"temporarily_unavailable","reason":"host_error"}"#.to_string(),
+    }
+}
+
 /// Builds the reply for a denial. `realm` is the configured realm, already validated to be a
 /// quoted-string-safe value.
 pub fn reply(denial: Denial, realm: &str) -> LocalReply {
@@ -157,6 +192,20 @@ pub fn reply(denial: Denial, realm: &str) -> LocalReply {
 /// [`reply`], with the name of the claim a [`Denial::ClaimNotAllowed`] refers to added to the
 /// body as `claim` (the claim's value never appears).
 pub fn reply_naming(denial: Denial, realm: &str, claim: Option<&str>) -> LocalReply {
+    if let Denial::Target(e) = denial {
+        return LocalReply {
+            status: 400,
+            headers: vec![
+                ("content-type", "application/json".to_string()),
+                ("cache-control", "no-store".to_string()),
+            ],
+            body: format!(
+                "{{\"error\":\"invalid_request\",\"reason\":\"{}\",\"message\":\"{}\"}}",
+                e.code(),
+                e.message()
+            ),
+        };
+    }
     if denial.http_status() == 503 {
         return LocalReply {
             status: 503,
@@ -213,6 +262,19 @@ mod tests {
         codes.sort_unstable();
         codes.dedup();
         assert_eq!(codes.len(), KEY_DENIALS.len());
+    }
+
+    #[test]
+    fn unreadable_targets_are_400_with_their_reason() {
+        for e in crate::request::target::TARGET_ERRORS {
+            let r = reply(Denial::Target(e), "aml");
+            assert_eq!(r.status, 400);
+            assert!(r.headers.iter().all(|(n, _)| *n != "www-authenticate"));
+            let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+            assert_eq!(body["error"], "invalid_request");
+            assert_eq!(body["reason"], e.code());
+            assert_eq!(body["message"], e.message());
+        }
     }
 
     #[test]

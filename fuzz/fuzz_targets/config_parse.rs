@@ -4,7 +4,7 @@
 
 use aml_auth_filter::config::parse;
 use aml_auth_filter::policy::{decide, Keys, TokenInputs};
-use aml_auth_filter::router::Router;
+use aml_auth_filter::request::router::{Router, Target};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -20,12 +20,21 @@ fuzz_target!(|data: &[u8]| {
     };
     let router = Router::new(&config.services);
     for (authority, path) in [
-        ("", "/"),
-        ("Example.COM:8080", "/api/v1/service/demo/score?x=1"),
-        ("[::1]:80", "/a/b/c#frag"),
+        (&b""[..], &b"/"[..]),
+        (b"Example.COM:8080", b"/api/v1/service/demo/score?x=1"),
+        (b"[::1]:80", b"/a/b/c#frag"),
+        (b"example.com.", b"/A/b;c/%2e/d"),
     ] {
-        let policy = router
-            .route(authority, path)
+        let Ok(selected) = router.select(Target {
+            authority: Some(authority),
+            path: Some(path),
+            route_name: Some("route"),
+            cluster: Some("cluster"),
+        }) else {
+            continue;
+        };
+        let policy = selected
+            .service
             .and_then(|i| config.services.get(i))
             .map_or(&config.default_policy, |s| &s.policy);
         let headers = [("authorization", &b"Bearer fuzz-key-0123456789"[..])];

@@ -89,6 +89,12 @@ extern "C" {
         value_size: usize,
         cas: u32,
     ) -> u32;
+    fn proxy_get_property(
+        path_data: *const u8,
+        path_size: usize,
+        return_data: *mut *mut u8,
+        return_size: *mut usize,
+    ) -> u32;
     fn proxy_set_property(
         path_data: *const u8,
         path_size: usize,
@@ -154,6 +160,21 @@ pub fn get_header(map_type: u32, name: &str) -> Result<Option<Vec<u8>>, HostStat
     let status = unsafe {
         proxy_get_header_map_value(map_type, name.as_ptr(), name.len(), &mut data, &mut size)
     };
+    match status {
+        0 => Ok(Some(unsafe { owned(data, size) })),
+        NOT_FOUND => Ok(None),
+        other => Err(HostStatus(other)),
+    }
+}
+
+/// A stream property (`["xds", "route_name"]`...); `Ok(None)` when the host has none.
+pub fn get_property(path: &[&str]) -> Result<Option<Vec<u8>>, HostStatus> {
+    let serialized = path.join("\0");
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    // SAFETY: `serialized` outlives the call; the out-pointers are valid; the buffer is ours.
+    let status =
+        unsafe { proxy_get_property(serialized.as_ptr(), serialized.len(), &mut data, &mut size) };
     match status {
         0 => Ok(Some(unsafe { owned(data, size) })),
         NOT_FOUND => Ok(None),

@@ -9,7 +9,7 @@ use aml_auth_filter::config::{self, AuthMode, FilterConfig, ServicePolicy};
 use aml_auth_filter::jwks::{parse_jwks, KeySet};
 use aml_auth_filter::jwt::{self, Check, TokenError};
 use aml_auth_filter::policy::{self, Keys, TokenInputs, Unavailable, Verdict};
-use aml_auth_filter::router::Router;
+use aml_auth_filter::request::router::{Router, Target as RequestTarget};
 use aml_auth_filter::status::{self, Denial};
 use base64::Engine as _;
 use serde_json::Value;
@@ -165,7 +165,32 @@ fn describe_target(
             Ok((Some(index), named(Some(index))))
         }
         Target::Request { path, host } => {
-            let index = Router::new(&cfg.services).route(host, path);
+            let router = Router::new(&cfg.services);
+            if router.selects_by_route() {
+                return Err(CliError::fail(
+                    "the services select by Envoy route (route_names/clusters), which --path cannot tell: use --service",
+                ));
+            }
+            // Without --host: a name no configuration lists (RFC 2606 reserves `.invalid`).
+            let authority = if host.is_empty() {
+                "unspecified.invalid"
+            } else {
+                host
+            };
+            let index = router
+                .select(RequestTarget {
+                    authority: Some(authority.as_bytes()),
+                    path: Some(path.as_bytes()),
+                    ..RequestTarget::default()
+                })
+                .map_err(|e| {
+                    CliError::fail(format!(
+                        "the filter refuses this request with 400 {}: {}",
+                        e.code(),
+                        e.message()
+                    ))
+                })?
+                .service;
             let how = format!(
                 "{} routed from --path {path}{}",
                 named(index),
@@ -336,7 +361,7 @@ pub fn check(req: &Request<'_>) -> Result<Report, CliError> {
                 .collect();
             for (check, result) in trace {
                 if check == Check::Signature {
-                    let claims = claims_outcome(&verdict, &failed);
+                    let claims = claims_outcome(&cfg, &verdict, &failed);
                     lines.push(format!("check {:<9} {claims}", "claims"));
                 }
                 lines.push(format!("check {:<9} {}", check.as_str(), outcome(result)));
@@ -369,7 +394,14 @@ pub fn check(req: &Request<'_>) -> Result<Report, CliError> {
             line.push(')');
             (line, true)
         }
-        Verdict::Deny(denial) => (deny_line(*denial, &cfg.realm), false),
+        Verdict::Deny(denial) => (
+            format!(
+                "{}{}",
+                deny_line(*denial, &cfg.realm),
+                claim_named(&cfg, *denial)
+            ),
+            false,
+        ),
     };
     lines.push(line);
     Ok(Report { lines, allowed })
@@ -377,7 +409,7 @@ pub fn check(req: &Request<'_>) -> Result<Report, CliError> {
 
 /// The claims check: whatever the filter refuses a token for once every traced check passed
 /// (the policy's checks after the signature), read from the decision itself.
-fn claims_outcome(verdict: &Verdict, trace_failures: &[TokenError]) -> String {
+fn claims_outcome(cfg: &FilterConfig, verdict: &Verdict, trace_failures: &[TokenError]) -> String {
     match verdict {
         Verdict::Allow(_) | Verdict::PassThrough => "pass".to_string(),
         Verdict::Deny(_) if !trace_failures.is_empty() => {
@@ -389,7 +421,17 @@ fn claims_outcome(verdict: &Verdict, trace_failures: &[TokenError]) -> String {
         {
             format!("not run ({})", d.code())
         }
-        Verdict::Deny(d) => format!("fail {}", d.code()),
+        Verdict::Deny(d) => format!("fail {}{}", d.code(), claim_named(cfg, *d)),
+    }
+}
+
+/// ` (claim `NAME`)` for a denial about a required claim, as the filter's body names it.
+fn claim_named(cfg: &FilterConfig, denial: Denial) -> String {
+    match denial {
+        Denial::ClaimNotAllowed(id) => cfg
+            .required_claim_name(id)
+            .map_or_else(String::new, |name| format!(" (claim `{name}`)")),
+        _ => String::new(),
     }
 }
 

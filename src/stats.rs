@@ -1,0 +1,201 @@
+//! Every per-request stat named once: the events one request outcome counts, and each event's
+//! name per scope (global `aml_auth.<event>`, per service `aml_auth.service.<name>.<event>`, the
+//! top-level policy as service `default`). The JWKS lifecycle stats live with the fetch code.
+
+use crate::config::{FilterConfig, DEFAULT_SERVICE};
+use crate::keys::KeySlot;
+use crate::policy::Verdict;
+use crate::request::decision::Scope;
+use crate::status::Denial;
+
+/// Something a request outcome counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// `requests_passed_through`: a request under no auth.
+    PassedThrough,
+    /// `requests_allowed`: a request with a good credential.
+    Allowed,
+    /// `requests_denied`: a refused request.
+    Denied,
+    /// `denied.<reason>`: a refusal by its reason code.
+    DeniedBecause(Denial),
+    /// `key_used.primary`.
+    PrimaryKey,
+    /// `key_used.secondary`.
+    SecondaryKey,
+    /// `token_accepted`: a valid token.
+    TokenAccepted,
+    /// `token_cache.hit` (counted globally only).
+    TokenCacheHit,
+    /// `token_cache.miss` (counted globally only).
+    TokenCacheMiss,
+}
+
+/// Every event but the per-reason ones, for the README check and stat tables.
+pub const EVENTS: [Event; 8] = [
+    Event::PassedThrough,
+    Event::Allowed,
+    Event::Denied,
+    Event::PrimaryKey,
+    Event::SecondaryKey,
+    Event::TokenAccepted,
+    Event::TokenCacheHit,
+    Event::TokenCacheMiss,
+];
+
+impl Event {
+    /// The name after `aml_auth.` (or `aml_auth.service.<name>.`), as a prefix and a suffix
+    /// (`denied.` and the reason), so that no name is formatted on the request path.
+    pub fn parts(self) -> (&'static str, &'static str) {
+        match self {
+            Event::PassedThrough => ("", "requests_passed_through"),
+            Event::Allowed => ("", "requests_allowed"),
+            Event::Denied => ("", "requests_denied"),
+            Event::DeniedBecause(d) => ("denied.", d.code()),
+            Event::PrimaryKey => ("", "key_used.primary"),
+            Event::SecondaryKey => ("", "key_used.secondary"),
+            Event::TokenAccepted => ("", "token_accepted"),
+            Event::TokenCacheHit => ("", "token_cache.hit"),
+            Event::TokenCacheMiss => ("", "token_cache.miss"),
+        }
+    }
+
+    /// Whether the event is also counted in its scope (the cache is shared by every service).
+    pub fn scoped(self) -> bool {
+        !matches!(self, Event::TokenCacheHit | Event::TokenCacheMiss)
+    }
+
+    /// The full stat name: global when `scope` is `None`, else the named scope's.
+    pub fn name(self, scope: Option<&str>) -> String {
+        let (prefix, suffix) = self.parts();
+        match scope {
+            None => format!("aml_auth.{prefix}{suffix}"),
+            Some(name) => format!("aml_auth.service.{name}.{prefix}{suffix}"),
+        }
+    }
+}
+
+/// The name a scope has in stats: `None` for global only.
+pub fn scope_name(config: &FilterConfig, scope: Scope) -> Option<&str> {
+    match scope {
+        Scope::Global => None,
+        Scope::Default => Some(DEFAULT_SERVICE),
+        Scope::Service(i) => config.services.get(i).map(|s| s.policy.name.as_str()),
+    }
+}
+
+/// The events a verdict counts, in order.
+pub fn events(verdict: &Verdict) -> impl Iterator<Item = Event> {
+    let list: [Option<Event>; 3] = match verdict {
+        Verdict::PassThrough => [Some(Event::PassedThrough), None, None],
+        Verdict::Deny(d) => [Some(Event::Denied), Some(Event::DeniedBecause(*d)), None],
+        Verdict::Allow(a) => [
+            Some(Event::Allowed),
+            Some(match a.key {
+                Some(KeySlot::Primary) => Event::PrimaryKey,
+                Some(KeySlot::Secondary) => Event::SecondaryKey,
+                None => Event::TokenAccepted,
+            }),
+            a.cache_hit.map(|hit| {
+                if hit {
+                    Event::TokenCacheHit
+                } else {
+                    Event::TokenCacheMiss
+                }
+            }),
+        ],
+    };
+    list.into_iter().flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Allowed;
+
+    /// The `aml_auth.` names of the README's stats table, outside the JWKS rows.
+    fn readme_request_stats() -> Vec<String> {
+        let readme = include_str!("../README.md");
+        let table = readme
+            .split("\n## Stats\n")
+            .nth(1)
+            .and_then(|s| s.split("\n## ").next())
+            .unwrap();
+        table
+            .lines()
+            .filter(|l| l.starts_with("| `aml_auth.") && !l.starts_with("| `aml_auth.jwks."))
+            .filter_map(|l| l.split(" | ").next())
+            .flat_map(|cell| {
+                cell.trim_start_matches("| ")
+                    .split(", ")
+                    .map(|n| n.trim_matches('`').to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn readme_stats_table_matches_the_events() {
+        let listed = readme_request_stats();
+        let mut expected: Vec<String> = EVENTS.iter().map(|e| e.name(None)).collect();
+        expected.push("aml_auth.denied.<reason>".into());
+        expected.push("aml_auth.service.<name>.<any of the above>".into());
+        let mut sorted = listed.clone();
+        sorted.sort();
+        expected.sort();
+        assert_eq!(sorted, expected, "README stats table: {listed:?}");
+        assert_eq!(
+            Event::DeniedBecause(Denial::InvalidKey).name(Some("fraud")),
+            "aml_auth.service.fraud.denied.invalid_key"
+        );
+    }
+
+    #[test]
+    fn names_are_unique() {
+        let mut names: Vec<String> = EVENTS.iter().map(|e| e.name(None)).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), EVENTS.len());
+    }
+
+    #[test]
+    fn each_verdict_counts_its_events() {
+        let allowed = |key, cache_hit| {
+            Verdict::Allow(Allowed {
+                key,
+                cache_hit,
+                ..Allowed::default()
+            })
+        };
+        let table: Vec<(Verdict, Vec<Event>)> = vec![
+            (Verdict::PassThrough, vec![Event::PassedThrough]),
+            (
+                Verdict::Deny(Denial::MissingCredential),
+                vec![
+                    Event::Denied,
+                    Event::DeniedBecause(Denial::MissingCredential),
+                ],
+            ),
+            (
+                allowed(Some(KeySlot::Primary), None),
+                vec![Event::Allowed, Event::PrimaryKey],
+            ),
+            (
+                allowed(Some(KeySlot::Secondary), None),
+                vec![Event::Allowed, Event::SecondaryKey],
+            ),
+            (
+                allowed(None, Some(true)),
+                vec![Event::Allowed, Event::TokenAccepted, Event::TokenCacheHit],
+            ),
+            (
+                allowed(None, Some(false)),
+                vec![Event::Allowed, Event::TokenAccepted, Event::TokenCacheMiss],
+            ),
+        ];
+        for (verdict, want) in table {
+            assert_eq!(events(&verdict).collect::<Vec<_>>(), want, "{verdict:?}");
+        }
+        assert!(!Event::TokenCacheHit.scoped() && Event::Denied.scoped());
+    }
+}
