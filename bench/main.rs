@@ -4,7 +4,8 @@
 //! `bench/ratios.svg`. `micro-data DIR` writes the micro-benchmark's inputs instead.
 //!
 //! Usage: `bench [--rounds N] [--seconds S] [--connections C] [--only a,b] [--out DIR]
-//! --wasm FILE --floor FILE --floor-key FILE --envoy FILE --wrk FILE` or `bench micro-data DIR`.
+//! --wasm FILE --floor FILE --floor-key FILE --envoy FILE --wrk FILE`, `bench render DIR` (the
+//! table and chart again from DIR/results.json) or `bench micro-data DIR`.
 //! The floor modules (bench/floor/*.wat) are the physical limit every wasm scenario is also
 //! measured against: the smallest module Envoy runs, and that module plus key mode's host work.
 
@@ -1187,12 +1188,12 @@ fn markdown(report: &Value) -> String {
         let verdict = match measured {
             None => "not run".to_string(),
             Some(m) if m >= *min => "met".to_string(),
-            Some(m) => format!("missed by {:.2}", min - m),
+            Some(m) => format!("missed by {:.3}", min - m),
         };
         let _ = writeln!(
             md,
             "| {what} | {} | {min:.2} | {verdict} |",
-            measured.map_or("".into(), |m| format!("{m:.2}"))
+            measured.map_or("".into(), |m| format!("{m:.3}"))
         );
     }
     let bytes = report["wasm_bytes"].as_u64().unwrap_or(0);
@@ -1291,6 +1292,15 @@ fn svg(report: &Value) -> String {
     s
 }
 
+/// Rewrites `DIR/results.md` and `DIR/ratios.svg` from `DIR/results.json` (no new run).
+fn render(dir: &Path) -> Result<()> {
+    let path = dir.join("results.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let report: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("results.md"), markdown(&report)).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("ratios.svg"), svg(&report)).map_err(|e| e.to_string())
+}
+
 /// Inputs of the micro-benchmark: the JWKS, the policy, and tokens per algorithm.
 fn micro_data(dir: &Path) -> Result<()> {
     let keys = Keys::load()?;
@@ -1310,6 +1320,10 @@ fn micro_data(dir: &Path) -> Result<()> {
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
+        Some("render") => match args.get(1) {
+            Some(dir) => render(Path::new(dir)),
+            None => Err("usage: bench render DIR".into()),
+        },
         Some("micro-data") => match args.get(1) {
             Some(dir) => micro_data(Path::new(dir)),
             None => Err("usage: bench micro-data DIR".into()),

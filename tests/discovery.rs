@@ -311,3 +311,24 @@ fn discovery_configuration_errors_name_the_field() {
     ];
     assert_configs_refused(&upstream, &cases);
 }
+
+#[test]
+fn the_document_may_name_any_configured_issuer() {
+    const V1: &str = "https://sts.windows.net/tenant-0000/";
+    let state = Arc::new(Mutex::new(Issuer {
+        document: json!({"issuer": V1, "jwks_uri": "http://idp.test/keys"}),
+        key_sets: vec![("/keys".into(), key_a())],
+        down: false,
+    }));
+    let idp = issuer_server(state);
+    let upstream = Server::upstream();
+    let mut config = token_config(discovery_source("idp", 600, 86_400));
+    config["token"]["issuer"] = json!([ISSUER, V1]);
+    let envoy = Envoy::start(&filter_with_clusters(&config, &upstream, &[("idp", &idp)]));
+    assert!(
+        envoy.wait_stat_at_least("aml_auth.jwks.fetch_success", 1),
+        "a document naming the second configured issuer was refused:\n{}",
+        envoy.log_tail(20)
+    );
+    assert_eq!(status(&envoy, &token("rsa-a.pem", "rsa-a")).0, 200);
+}

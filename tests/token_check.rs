@@ -293,6 +293,24 @@ fn each_check_fails_in_turn_with_the_filters_reason_and_status() {
         assert_checks(&r, &failing);
         assert!(r.verdict.starts_with(verdict), "{name}: {}", r.verdict);
     }
+    let claims_config = dir.join("claims.json");
+    let mut with_claims: Value =
+        serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    with_claims["required_claims"] = json!({"roles": ["Model.Score"]});
+    std::fs::write(&claims_config, with_claims.to_string()).unwrap();
+    let r = check(&claims_config, &[], &good);
+    assert_eq!(r.code, Some(1), "{}", r.stdout);
+    assert_checks(&r, &[("claims", "fail claim_not_allowed (claim `roles`)")]);
+    assert!(
+        r.verdict.starts_with("deny 403 claim_not_allowed")
+            && r.verdict.ends_with("(claim `roles`)"),
+        "{}",
+        r.verdict
+    );
+    let scored = issue("rsa-a.pem", &["--claim-json", "roles=[\"Model.Score\"]"]);
+    let r = check(&claims_config, &[], &scored);
+    assert_eq!(r.code, Some(0), "{}", r.stdout);
+    assert_checks(&r, &[]);
     let r = check(&config, &["--at", &(unix_now() + 3600).to_string()], &good);
     assert_eq!(r.code, Some(1));
     assert_checks(&r, &[("time", "fail token_expired"), ("claims", "not run")]);

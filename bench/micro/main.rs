@@ -2,8 +2,8 @@
 //! built for wasm32-wasip1, in V8 (`bench/micro/run.mjs` under `node --no-liftoff`, the tier
 //! Envoy uses). Reads `micro.json` (written by `bench micro-data DIR`) from the directory given as
 //! the first argument and prints one line per measurement (CPU time, not wall time). The native
-//! run also writes `micro-ec.json` there (a P-384 and a P-521 key with ES384 and ES512 tokens: the
-//! driver's data has neither), which the wasm run reads.
+//! run also writes `micro-ec.json` there (a P-384 and a P-521 key with ES384 and ES512 tokens:
+//! the driver's data has neither), which the wasm run reads.
 
 use aml_auth_filter::jwks::{parse_jwks, Alg};
 use aml_auth_filter::jwt::{self, TokenPolicy};
@@ -74,11 +74,6 @@ fn main() -> std::process::ExitCode {
         return std::process::ExitCode::FAILURE;
     };
     let keys = parsed.keys;
-    let issuer = data
-        .get("issuer")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
     #[cfg(not(target_arch = "wasm32"))]
     if let Err(e) = write_ec_data(&dir, &data) {
         eprintln!("micro: cannot write {dir}/micro-ec.json: {e}");
@@ -97,6 +92,11 @@ fn main() -> std::process::ExitCode {
         .ok()
         .map(|p| p.keys)
     });
+    let issuer = data
+        .get("issuer")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     let policy = TokenPolicy {
         audiences: Some(vec![data
             .get("audience")

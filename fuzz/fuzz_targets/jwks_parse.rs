@@ -23,6 +23,16 @@ fuzz_target!(|data: &[u8]| {
                     let _ = verify_signature(key, Alg::Rs256, b"a.b", &sig);
                     let _ = verify_signature(key, Alg::Ps512, b"a.b", &sig);
                 }
+                // And through the curve arithmetic (ECDSA r || s, Ed25519 R || S) of fuzzed keys.
+                for (alg, len) in [
+                    (Alg::Es256, 64usize),
+                    (Alg::Es384, 96),
+                    (Alg::Es512, 132),
+                    (Alg::EdDsa, 64),
+                ] {
+                    let sig: Vec<u8> = data.iter().copied().cycle().take(len).collect();
+                    let _ = verify_signature(key, alg, data, &sig);
+                }
             }
             for d in &parsed.dropped {
                 let _ = d.reason.as_str();

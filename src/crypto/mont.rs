@@ -52,37 +52,41 @@ impl<const N: usize> Modulus<N> {
     /// a * b / R mod m for a * b < m * R (so for a, b < m); the result is below m.
     #[inline(never)]
     pub(crate) fn mul(&self, a: &Limbs<N>, b: &Limbs<N>) -> Limbs<N> {
+        const LOW: u64 = 0xffff_ffff;
         let mut t = [0u32; N];
-        let mut top: u32 = 0;
-        let m0 = u64::from(self.m.first().copied().unwrap_or(0));
+        let mut top: u64 = 0;
+        let (Some(&a0), Some(&m0)) = (a.first(), self.m.first()) else {
+            return t;
+        };
+        let (a0, m0) = (u64::from(a0), u64::from(m0));
         for &bi in b {
             let bi = u64::from(bi);
-            let mut c: u64 = 0;
-            for (tj, &aj) in t.iter_mut().zip(a) {
-                let v = u64::from(*tj) + u64::from(aj) * bi + c;
-                *tj = v as u32;
-                c = v >> 32;
-            }
-            let v = u64::from(top) + c;
-            let (tn, tn1) = (v as u32, (v >> 32) as u32);
-            let t0 = t.first().copied().unwrap_or(0);
-            let q = u64::from(t0.wrapping_mul(self.n0));
-            let mut c = (u64::from(t0) + q * m0) >> 32;
-            let mut u = [0u32; N];
-            for (uj, (&tj, &mj)) in u
+            let Some((first, rest)) = t.split_first_mut() else {
+                break;
+            };
+            // One pass: t = (t + a * bi + q * m) / 2^32, with q making the low limb vanish; the
+            // two products keep separate carries so no sum exceeds 2^64.
+            let v1 = u64::from(*first) + a0 * bi;
+            let q = u64::from((v1 as u32).wrapping_mul(self.n0));
+            let mut c1 = v1 >> 32;
+            let mut c2 = ((v1 & LOW) + q * m0) >> 32;
+            let mut prev = first;
+            for ((tj, &aj), &mj) in rest
                 .iter_mut()
-                .zip(t.iter().skip(1).zip(self.m.iter().skip(1)))
+                .zip(a.iter().skip(1))
+                .zip(self.m.iter().skip(1))
             {
-                let v = u64::from(tj) + q * u64::from(mj) + c;
-                *uj = v as u32;
-                c = v >> 32;
+                let v1 = u64::from(*tj) + u64::from(aj) * bi + c1;
+                c1 = v1 >> 32;
+                let v2 = (v1 & LOW) + q * u64::from(mj) + c2;
+                c2 = v2 >> 32;
+                *prev = v2 as u32;
+                prev = tj;
             }
-            let v = u64::from(tn) + c;
-            if let Some(last) = u.last_mut() {
-                *last = v as u32;
-            }
-            top = tn1 + (v >> 32) as u32;
-            t = u;
+            let v1 = top + c1;
+            let v2 = (v1 & LOW) + c2;
+            *prev = v2 as u32;
+            top = (v1 >> 32) + (v2 >> 32);
         }
         if top != 0 || !lt(&t, &self.m) {
             sub_in_place(&mut t, &self.m);

@@ -361,7 +361,7 @@ pub fn check(req: &Request<'_>) -> Result<Report, CliError> {
                 .collect();
             for (check, result) in trace {
                 if check == Check::Signature {
-                    let claims = claims_outcome(&verdict, &failed);
+                    let claims = claims_outcome(&cfg, &verdict, &failed);
                     lines.push(format!("check {:<9} {claims}", "claims"));
                 }
                 lines.push(format!("check {:<9} {}", check.as_str(), outcome(result)));
@@ -394,7 +394,14 @@ pub fn check(req: &Request<'_>) -> Result<Report, CliError> {
             line.push(')');
             (line, true)
         }
-        Verdict::Deny(denial) => (deny_line(*denial, &cfg.realm), false),
+        Verdict::Deny(denial) => (
+            format!(
+                "{}{}",
+                deny_line(*denial, &cfg.realm),
+                claim_named(&cfg, *denial)
+            ),
+            false,
+        ),
     };
     lines.push(line);
     Ok(Report { lines, allowed })
@@ -402,7 +409,7 @@ pub fn check(req: &Request<'_>) -> Result<Report, CliError> {
 
 /// The claims check: whatever the filter refuses a token for once every traced check passed
 /// (the policy's checks after the signature), read from the decision itself.
-fn claims_outcome(verdict: &Verdict, trace_failures: &[TokenError]) -> String {
+fn claims_outcome(cfg: &FilterConfig, verdict: &Verdict, trace_failures: &[TokenError]) -> String {
     match verdict {
         Verdict::Allow(_) | Verdict::PassThrough => "pass".to_string(),
         Verdict::Deny(_) if !trace_failures.is_empty() => {
@@ -414,7 +421,17 @@ fn claims_outcome(verdict: &Verdict, trace_failures: &[TokenError]) -> String {
         {
             format!("not run ({})", d.code())
         }
-        Verdict::Deny(d) => format!("fail {}", d.code()),
+        Verdict::Deny(d) => format!("fail {}{}", d.code(), claim_named(cfg, *d)),
+    }
+}
+
+/// ` (claim `NAME`)` for a denial about a required claim, as the filter's body names it.
+fn claim_named(cfg: &FilterConfig, denial: Denial) -> String {
+    match denial {
+        Denial::ClaimNotAllowed(id) => cfg
+            .required_claim_name(id)
+            .map_or_else(String::new, |name| format!(" (claim `{name}`)")),
+        _ => String::new(),
     }
 }
 
