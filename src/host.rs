@@ -46,7 +46,7 @@ fn random_u64() -> u64 {
     u64::from_le_bytes(bytes)
 }
 
-/// 32 random bytes: the token cache's HMAC key.
+/// 32 random bytes: the token cache's SipHash key.
 fn random_secret() -> [u8; 32] {
     let mut bytes = [0u8; 32];
     let _ = getrandom::getrandom(&mut bytes);
