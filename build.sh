@@ -51,10 +51,10 @@ ensure_envoy() {
   "$ENVOY" --version | grep -q "/$ENVOY_VERSION/" || die "Envoy $ENVOY_VERSION did not install"
 }
 
-# The module's exports: exactly the callbacks src/host.rs implements, plus what the VM needs.
+# The module's exports: exactly the callbacks src/host/ implements, plus what the VM needs.
 # Envoy skips a callback the module does not export, so every other export the proxy-wasm SDK
 # defines (response, body, trailer, log, done, network, gRPC, queue callbacks) would only cost a
-# call into V8 per request. A callback added to host.rs must be added here, or it never runs.
+# call into V8 per request. A callback added to src/host/ must be added here, or it never runs.
 WASM_EXPORTS=(memory _initialize proxy_abi_version_0_2_1 proxy_on_memory_allocate
   proxy_on_context_create proxy_on_vm_start proxy_on_configure proxy_on_tick
   proxy_on_http_call_response proxy_on_request_headers proxy_on_delete)

@@ -4,19 +4,11 @@
 //! the proxy-wasm ABI and exists only in the wasm build.
 
 pub mod config;
-pub mod credential;
 pub mod crypto;
-pub mod discovery;
-pub mod jwks;
-pub mod jwks_cache;
-pub mod jwt;
 pub mod keys;
-pub mod policy;
 pub mod request;
 pub mod stats;
-pub mod status;
 pub mod token;
-pub mod token_cache;
 
 /// The RSA verifier, at its historical path.
 pub use crypto::rsa;

@@ -4,9 +4,9 @@
 
 use crate::config::{FilterConfig, DEFAULT_SERVICE};
 use crate::keys::KeySlot;
-use crate::policy::Verdict;
 use crate::request::decision::Scope;
-use crate::status::Denial;
+use crate::request::policy::Verdict;
+use crate::request::status::Denial;
 
 /// Something a request outcome counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,7 +111,7 @@ pub fn events(verdict: &Verdict) -> impl Iterator<Item = Event> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::Allowed;
+    use crate::request::policy::Allowed;
 
     /// The `aml_auth.` names of the README's stats table, outside the JWKS rows.
     fn readme_request_stats() -> Vec<String> {

@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use aml_auth_filter::config::{self, AuthMode, FilterConfig};
-use aml_auth_filter::jwks::parse_jwks;
-use aml_auth_filter::jwt::{verify, TokenPolicy};
 use aml_auth_filter::keys::{KeyDigest, KeySlot};
+use aml_auth_filter::token::jwks::parse_jwks;
+use aml_auth_filter::token::jwt::{verify, TokenPolicy};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde_json::{json, Value};

@@ -1,12 +1,12 @@
-//! The built module exports exactly the callbacks `src/host.rs` implements (plus what every VM
+//! The built module exports exactly the callbacks `src/host/` implements (plus what every VM
 //! needs): `./build.sh wasm` drops the proxy-wasm SDK's other exports, and Envoy silently skips a
-//! callback that is not exported, so a callback added to host.rs without its export would never run.
+//! callback that is not exported, so a callback added to `src/host/` without its export would never run.
 
 mod common;
 
 use std::collections::BTreeSet;
 
-/// Exports every module needs, whatever host.rs implements: memory, the WASI reactor entry point,
+/// Exports every module needs, whatever `src/host/` implements: memory, the WASI reactor entry point,
 /// the ABI version, the allocator Envoy writes into, context creation and deletion (the SDK frees
 /// its per-request context there), VM start, configuration, and the request-headers callback.
 const ALWAYS: &[&str] = &[
@@ -58,9 +58,17 @@ const CALLBACKS: &[(&str, &str)] = &[
     ("on_upstream_close", "proxy_on_upstream_connection_close"),
 ];
 
-/// Names of the `fn on_*` callbacks host.rs defines.
+/// Names of the `fn on_*` callbacks the files of `src/host/` define.
 fn host_callbacks() -> BTreeSet<String> {
-    let source = std::fs::read_to_string(common::repo_root().join("src/host.rs")).unwrap();
+    let dir = common::repo_root().join("src/host");
+    let mut source = String::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "rs") {
+            source.push_str(&std::fs::read_to_string(&path).unwrap());
+        }
+    }
+    assert!(source.contains("fn on_http_request_headers"), "no callbacks read from {dir:?}");
     source
         .split("fn ")
         .skip(1)
@@ -121,13 +129,13 @@ fn module_exports_exactly_the_callbacks_host_rs_implements() {
             .find(|(name, _)| *name == callback)
             .map(|(_, export)| export.to_string())
             .unwrap_or_else(|| {
-                panic!("host.rs defines {callback}: add its export to CALLBACKS here and to WASM_EXPORTS in build.sh")
+                panic!("src/host/ defines {callback}: add its export to CALLBACKS here and to WASM_EXPORTS in build.sh")
             });
         wanted.insert(export);
     }
     assert!(
         wanted.contains("proxy_on_http_call_response") && wanted.contains("proxy_on_tick"),
-        "host.rs callbacks not found: {wanted:?}"
+        "src/host/ callbacks not found: {wanted:?}"
     );
     let wasm = std::fs::read(common::wasm_path()).unwrap();
     assert_eq!(

@@ -621,8 +621,8 @@ fn usage_errors_exit_2() {
 /// when `verify` accepts it, and `verify`'s reason is always one the trace reports.
 #[test]
 fn trace_agrees_with_verify() {
-    use aml_auth_filter::jwks::parse_jwks;
-    use aml_auth_filter::jwt::{trace, verify, TokenPolicy};
+    use aml_auth_filter::token::jwks::parse_jwks;
+    use aml_auth_filter::token::jwt::{trace, verify, TokenPolicy};
     let keys = parse_jwks(jwks_of(&["rsa-a.pem", "p256-a.pem"]).to_string().as_bytes())
         .unwrap()
         .keys;

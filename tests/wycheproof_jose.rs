@@ -13,8 +13,8 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use aml_auth_filter::jwks::{parse_jwks, Alg, DropReason, JwksError, KeySet};
-use aml_auth_filter::jwt::{verify, verify_jws, verify_signature, TokenPolicy};
+use aml_auth_filter::token::jwks::{parse_jwks, Alg, DropReason, JwksError, KeySet};
+use aml_auth_filter::token::jwt::{verify, verify_jws, verify_signature, TokenPolicy};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{json, Value};

@@ -5,9 +5,9 @@
 //! run also writes `micro-ec.json` there (a P-384 and a P-521 key with ES384 and ES512 tokens:
 //! the driver's data has neither), which the wasm run reads.
 
-use aml_auth_filter::jwks::{parse_jwks, Alg};
-use aml_auth_filter::jwt::{self, TokenPolicy};
-use aml_auth_filter::token_cache::TokenCache;
+use aml_auth_filter::token::jwks::{parse_jwks, Alg};
+use aml_auth_filter::token::jwt::{self, TokenPolicy};
+use aml_auth_filter::token::token_cache::TokenCache;
 use serde_json::Value;
 
 /// CPU time this process has used, in ns: unlike wall time, barely moved by other processes

@@ -3,7 +3,7 @@
 #![no_main]
 
 use aml_auth_filter::config::parse;
-use aml_auth_filter::policy::{decide, Keys, TokenInputs};
+use aml_auth_filter::request::policy::{decide, Keys, TokenInputs};
 use aml_auth_filter::request::router::{Router, Target};
 use libfuzzer_sys::fuzz_target;
 

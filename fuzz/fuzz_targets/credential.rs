@@ -2,9 +2,9 @@
 //! `credential::extract` on a header list (lines `name:value`), then the key-mode decision.
 #![no_main]
 
-use aml_auth_filter::credential::{extract, parse_authorization, MAX_KEY_CREDENTIAL_LEN};
+use aml_auth_filter::request::credential::{extract, parse_authorization, MAX_KEY_CREDENTIAL_LEN};
 use aml_auth_filter::keys::{is_token68, KeyDigest, KeyPair};
-use aml_auth_filter::status::Denial;
+use aml_auth_filter::request::status::Denial;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,8 +1,8 @@
 //! The JWKS parser on arbitrary bodies: `jwks::parse_jwks`, then every kept key is used once.
 #![no_main]
 
-use aml_auth_filter::jwks::{parse_jwks, Alg};
-use aml_auth_filter::jwt::verify_signature;
+use aml_auth_filter::token::jwks::{parse_jwks, Alg};
+use aml_auth_filter::token::jwt::verify_signature;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

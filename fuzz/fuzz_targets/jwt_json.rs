@@ -4,7 +4,7 @@
 //! in base64 decoding.
 #![no_main]
 
-use aml_auth_filter::jwt::verify;
+use aml_auth_filter::token::jwt::verify;
 use aml_auth_filter_fuzz::{keyset, policy, NOW};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;

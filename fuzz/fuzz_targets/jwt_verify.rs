@@ -4,8 +4,8 @@
 #![no_main]
 
 use aml_auth_filter::config::{AuthMode, ServicePolicy, TokenService};
-use aml_auth_filter::jwt::{verify, verify_jws};
-use aml_auth_filter::policy::{decide, Keys, TokenInputs, Verdict};
+use aml_auth_filter::token::jwt::{verify, verify_jws};
+use aml_auth_filter::request::policy::{decide, Keys, TokenInputs, Verdict};
 use aml_auth_filter::token::claims::RequiredClaim;
 use aml_auth_filter_fuzz::{keyset, policy, NOW};
 use libfuzzer_sys::fuzz_target;

@@ -2,8 +2,8 @@
 
 use std::sync::OnceLock;
 
-use aml_auth_filter::jwks::{parse_jwks, KeySet};
-use aml_auth_filter::jwt::TokenPolicy;
+use aml_auth_filter::token::jwks::{parse_jwks, KeySet};
+use aml_auth_filter::token::jwt::TokenPolicy;
 use aml_auth_filter::signing::{jwks, SigningKey};
 
 /// Issuer the fixed policy requires (the seeds use it).

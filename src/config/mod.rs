@@ -12,7 +12,7 @@ use std::cell::RefCell;
 
 use serde_json::{Map, Value};
 
-use crate::jwt::{DEFAULT_MAX_TOKEN_LEN, MAX_TOKEN_LEN, MIN_TOKEN_LEN};
+use crate::token::jwt::{DEFAULT_MAX_TOKEN_LEN, MAX_TOKEN_LEN, MIN_TOKEN_LEN};
 use crate::token::strict_json::{self, StrictError};
 
 use obj::Obj;

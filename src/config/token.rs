@@ -5,11 +5,11 @@ use serde_json::Value;
 
 use super::obj::{kind, Obj};
 use super::{ConfigError, Workspace};
-use crate::jwks::{parse_jwks, JwksError};
-use crate::jwks_cache::SourceTiming;
-use crate::jwt::TokenPolicy;
 use crate::keys::KeyDigest;
 use crate::token::claims::{RequiredClaim, SPACE_SEPARATED_CLAIM};
+use crate::token::jwks::{parse_jwks, JwksError};
+use crate::token::jwks_cache::SourceTiming;
+use crate::token::jwt::TokenPolicy;
 
 /// Token auth settings of one service.
 #[derive(Clone, Debug, PartialEq, Eq)]

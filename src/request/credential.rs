@@ -4,7 +4,7 @@
 #![deny(clippy::arithmetic_side_effects)]
 
 use crate::keys::{is_token68, MAX_KEY_LEN};
-use crate::status::Denial;
+use crate::request::status::Denial;
 
 /// Longest credential a key-mode policy reads: no configured plaintext key is longer, and a
 /// `sha256:` digest stands for a key of the same bounds.

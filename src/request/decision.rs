@@ -3,10 +3,10 @@
 //! policy. Pure: the host is asked, through [`Host`], only for what the decision needs.
 
 use crate::config::{AuthMode, FilterConfig, ServicePolicy};
-use crate::policy::{self, Keys, TokenInputs, Verdict};
+use crate::request::policy::{self, Keys, TokenInputs, Verdict};
 use crate::request::router::{Router, Target};
+use crate::request::status::Denial;
 use crate::request::target::{self, TargetError};
-use crate::status::Denial;
 
 /// Where an outcome is counted besides the global stats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -1,16 +1,16 @@
-//! The decision for one request: pure, given the service policy, the request's headers, the
-//! time and the token key set.
+//! A service's policy applied to one request: pure, given the service policy, the request's
+//! headers, the time and the token key set.
 
 use std::rc::Rc;
 
 use crate::config::{AuthMode, ServicePolicy, TokenService};
-use crate::credential::{self, Credential, MAX_KEY_CREDENTIAL_LEN};
-use crate::jwks::KeySet;
-use crate::jwt::{self, TokenError};
 use crate::keys::KeySlot;
-use crate::status::Denial;
+use crate::request::credential::{self, Credential, MAX_KEY_CREDENTIAL_LEN};
+use crate::request::status::Denial;
 use crate::token::claims;
-use crate::token_cache::TokenCache;
+use crate::token::jwks::KeySet;
+use crate::token::jwt::{self, TokenError};
+use crate::token::token_cache::TokenCache;
 
 /// What the filter does with a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -325,8 +325,8 @@ mod tests {
     /// (hits re-check time and each service's audience, and render each service's headers).
     #[test]
     fn cached_decisions_match_uncached_ones() {
-        use crate::jwks::testkit::{ec_jwk, ed_jwk, mint, rsa_jwk};
-        use crate::jwks::KeySet;
+        use crate::token::jwks::testkit::{ec_jwk, ed_jwk, mint, rsa_jwk};
+        use crate::token::jwks::KeySet;
         use serde_json::json;
 
         const ISS: &str = "https://login.example.com/tenant/v2.0";
@@ -349,7 +349,7 @@ mod tests {
             &|_| None,
         )
         .unwrap();
-        let keys: KeySet = crate::jwks::parse_jwks(&serde_json::to_vec(&jwks).unwrap())
+        let keys: KeySet = crate::token::jwks::parse_jwks(&serde_json::to_vec(&jwks).unwrap())
             .unwrap()
             .keys;
         let token = |alg: &str, kid: &str, aud: serde_json::Value, exp: i64| {
@@ -438,7 +438,7 @@ mod tests {
     /// 503 for the remote state (never fetched, or stale), while a local key still decides.
     #[test]
     fn local_keys_alone_judge_only_their_own_tokens() {
-        use crate::jwks::testkit::{ed_jwk, mint};
+        use crate::token::jwks::testkit::{ed_jwk, mint};
         use serde_json::json;
 
         const ISS: &str = "https://login.example.com/tenant/v2.0";
@@ -449,7 +449,7 @@ mod tests {
                               "remote_jwks": {"cluster": "c", "uri": "https://h/keys"}}})
             .to_string(),
         );
-        let local = crate::jwks::parse_jwks(
+        let local = crate::token::jwks::parse_jwks(
             &serde_json::to_vec(&json!({"keys": [ed_jwk(Some("ed"), None)]})).unwrap(),
         )
         .unwrap()
@@ -520,7 +520,7 @@ mod tests {
     /// the second is a hit) and without one: hits re-check the requesting service's rules.
     #[test]
     fn required_claims_principal_and_size_table() {
-        use crate::jwks::testkit::{ed_jwk, mint};
+        use crate::token::jwks::testkit::{ed_jwk, mint};
         use serde_json::json;
 
         const ISS: &str = "https://login.example.com/t/v2.0";
@@ -546,7 +546,7 @@ mod tests {
             &|_| None,
         )
         .unwrap();
-        let keys = crate::jwks::parse_jwks(&serde_json::to_vec(&jwks).unwrap())
+        let keys = crate::token::jwks::parse_jwks(&serde_json::to_vec(&jwks).unwrap())
             .unwrap()
             .keys;
         let token = |extra: serde_json::Value| {

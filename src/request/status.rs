@@ -1,7 +1,7 @@
 //! Why a request is denied, and the one place where a denial becomes an HTTP response.
 
-use crate::jwt::TokenError;
 use crate::request::target::TargetError;
+use crate::token::jwt::TokenError;
 
 /// The precise reason a request is refused. Each reason has a stable code used in response
 /// bodies and stat names.

@@ -388,7 +388,7 @@ pub enum FetchFailure {
     /// A 200 whose body the host could not hand over.
     BodyUnreadable,
     /// A body that is not a usable JWKS.
-    Jwks(crate::jwks::JwksError),
+    Jwks(crate::token::jwks::JwksError),
     /// The source's discovery document could not be fetched or was refused (its own reason is
     /// counted under `aml_auth.jwks.discovery.fetch_failure.<reason>`).
     Discovery,
@@ -444,9 +444,9 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 /// Classifies the body of a 200: the parsed key set, or why it is not one.
-pub fn classify_body(body: Option<&[u8]>) -> Result<crate::jwks::ParsedJwks, FetchFailure> {
+pub fn classify_body(body: Option<&[u8]>) -> Result<crate::token::jwks::ParsedJwks, FetchFailure> {
     let body = body.ok_or(FetchFailure::BodyUnreadable)?;
-    crate::jwks::parse_jwks(body).map_err(FetchFailure::Jwks)
+    crate::token::jwks::parse_jwks(body).map_err(FetchFailure::Jwks)
 }
 
 #[cfg(test)]

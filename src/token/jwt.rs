@@ -27,9 +27,9 @@ use std::fmt;
 use base64::Engine;
 use serde_json::{Map, Value};
 
-use crate::jwks::{Alg, Jwk, KeyMaterial, KeySet, MAX_KID_LEN};
 use crate::rsa::{HashAlg, RsaPublicKey};
 use crate::token::claims;
+use crate::token::jwks::{Alg, Jwk, KeyMaterial, KeySet, MAX_KID_LEN};
 use crate::token::strict_json::{self, B64URL};
 
 /// Longest token any policy may accept, in bytes (`max_token_bytes` at most): Envoy's default

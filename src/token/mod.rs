@@ -1,5 +1,11 @@
-//! Token building blocks shared by the JWT and JWKS parsers: strict JSON and base64url, and the
-//! claim rules applied after a token has verified.
+//! Token auth, pure: JWT checks in order, the strict JSON and base64url they read, the claim rules
+//! applied after a token verified, the verified-token cache, and the key sets (JWKS parse and merge,
+//! their fetch lifecycle, OpenID Connect discovery).
 
 pub mod claims;
+pub mod discovery;
+pub mod jwks;
+pub mod jwks_cache;
+pub mod jwt;
 pub mod strict_json;
+pub mod token_cache;

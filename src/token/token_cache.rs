@@ -4,7 +4,7 @@
 //!   client cannot aim collisions at the map; a hit also compares the whole token with the one
 //!   stored, so even a collision never returns another token's verification. The map then hashes
 //!   the already-keyed 64-bit digest with a trivial hasher.
-//! - Only tokens that passed [`crate::jwt::verify`] are stored. A hit still goes through
+//! - Only tokens that passed [`crate::token::jwt::verify`] are stored. A hit still goes through
 //!   [`VerifiedToken::check_policy`] (issuer, time, audience) under the caller's policy, so one
 //!   entry serves every service and expiry is exact; claim headers are rendered by the caller.
 //! - Entries belong to one key set: [`TokenCache::use_key_set`] with another generation empties
@@ -17,7 +17,7 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::Rc;
 
-use crate::jwt::VerifiedToken;
+use crate::token::jwt::VerifiedToken;
 
 /// Entries kept by default: far more than the distinct tokens one worker sees within a token
 /// lifetime from a few hundred clients, about 2 KB each (the token and its claims).
@@ -108,7 +108,7 @@ struct Inner {
 }
 
 /// The cache. Interior mutability lets a shared reference travel in
-/// [`crate::policy::TokenInputs`].
+/// [`crate::request::policy::TokenInputs`].
 pub struct TokenCache {
     /// The SipHash key, drawn per VM.
     key: (u64, u64),
@@ -189,7 +189,7 @@ impl TokenCache {
         }
     }
 
-    /// Caches a token that [`crate::jwt::verify`] accepted; tokens without `exp` are not cached.
+    /// Caches a token that [`crate::token::jwt::verify`] accepted; tokens without `exp` are not cached.
     /// A token whose digest collides with a cached one replaces it.
     pub fn insert(&self, token: &str, verified: Rc<VerifiedToken>) {
         let Some(exp) = verified.exp() else {
@@ -226,8 +226,8 @@ impl TokenCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jwks::testkit::{mint, standard_keyset};
-    use crate::jwt::{self, TokenPolicy};
+    use crate::token::jwks::testkit::{mint, standard_keyset};
+    use crate::token::jwt::{self, TokenPolicy};
     use serde_json::json;
 
     const ISS: &str = "https://login.example.com/tenant/v2.0";

@@ -6,11 +6,11 @@ use std::fs;
 use std::path::Path;
 
 use aml_auth_filter::config::{self, AuthMode, FilterConfig, ServicePolicy};
-use aml_auth_filter::jwks::{parse_jwks, KeySet};
-use aml_auth_filter::jwt::{self, Check, TokenError};
-use aml_auth_filter::policy::{self, Keys, TokenInputs, Unavailable, Verdict};
+use aml_auth_filter::request::policy::{self, Keys, TokenInputs, Unavailable, Verdict};
 use aml_auth_filter::request::router::{Router, Target as RequestTarget};
-use aml_auth_filter::status::{self, Denial};
+use aml_auth_filter::request::status::{self, Denial};
+use aml_auth_filter::token::jwks::{parse_jwks, KeySet};
+use aml_auth_filter::token::jwt::{self, Check, TokenError};
 use base64::Engine as _;
 use serde_json::Value;
 

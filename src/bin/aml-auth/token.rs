@@ -4,8 +4,8 @@
 use std::fs;
 use std::path::Path;
 
-use aml_auth_filter::jwks::{parse_jwks, Alg};
 use aml_auth_filter::signing::{self, SigningKey};
+use aml_auth_filter::token::jwks::{parse_jwks, Alg};
 use serde_json::{json, Map, Value};
 
 use crate::CliError;
@@ -138,7 +138,7 @@ fn load_key(
     let bytes = serde_json::to_vec(&set).map_err(|e| CliError::fail(e.to_string()))?;
     if let Err(e) = parse_jwks(&bytes) {
         let reason = match &e {
-            aml_auth_filter::jwks::JwksError::NoUsableKeys { dropped } => dropped
+            aml_auth_filter::token::jwks::JwksError::NoUsableKeys { dropped } => dropped
                 .first()
                 .map_or("no usable key", |d| d.reason.as_str()),
             other => other.as_str(),

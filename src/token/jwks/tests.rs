@@ -386,7 +386,7 @@ fn unusable_keys_are_dropped_with_their_reason() {
             "P-384 off the curve",
             {
                 let k = ec_jwk_on("P-384", None, None);
-                let mut y = crate::jwks::B64URL
+                let mut y = crate::token::jwks::B64URL
                     .decode(k["y"].as_str().unwrap())
                     .unwrap();
                 y[47] ^= 1;
@@ -398,7 +398,7 @@ fn unusable_keys_are_dropped_with_their_reason() {
             "P-521 off the curve",
             {
                 let k = ec_jwk_on("P-521", None, None);
-                let mut y = crate::jwks::B64URL
+                let mut y = crate::token::jwks::B64URL
                     .decode(k["y"].as_str().unwrap())
                     .unwrap();
                 y[65] ^= 1;

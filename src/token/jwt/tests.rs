@@ -10,11 +10,11 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 
 use super::*;
-use crate::jwks::testkit::{
+use crate::token::jwks::testkit::{
     b64, ec_jwk, ec_jwk_on, ed_jwk, jwks_body, mint, mint_bytes, mint_raw, rsa_jwk, sign,
     standard_keyset,
 };
-use crate::jwks::{parse_jwks, Alg};
+use crate::token::jwks::{parse_jwks, Alg};
 
 const ISS: &str = "https://login.example.com/tenant/v2.0";
 const AUD: &str = "api://scoring";
@@ -940,7 +940,7 @@ fn kidless_tokens_try_a_bounded_number_of_keys() {
 fn signature_rejections() {
     let t = good(Alg::Es256);
     let p = split3(&t);
-    let sig = crate::jwks::B64URL.decode(&p[2]).unwrap();
+    let sig = crate::token::jwks::B64URL.decode(&p[2]).unwrap();
     let with_sig = |s: &[u8]| format!("{}.{}.{}", p[0], p[1], b64(s));
     let mut r_n = P256_N.to_vec();
     r_n.extend_from_slice(&sig[32..]);
@@ -1013,7 +1013,7 @@ fn signature_rejections() {
         let q = split3(&base);
         let h2 = with(header(alg), "typ", json!("JWS"));
         let c2 = with(claims(), "sub", json!("user-2"));
-        let mut sig = crate::jwks::B64URL.decode(&q[2]).unwrap();
+        let mut sig = crate::token::jwks::B64URL.decode(&q[2]).unwrap();
         let mid = sig.len() / 2;
         sig[mid] ^= 0x10;
         tampered.push((
@@ -1031,7 +1031,7 @@ fn signature_rejections() {
         tampered.push((
             format!("{alg} last signature byte"),
             join(&[q[0].clone(), q[1].clone(), {
-                let mut s = crate::jwks::B64URL.decode(&q[2]).unwrap();
+                let mut s = crate::token::jwks::B64URL.decode(&q[2]).unwrap();
                 let last = s.len() - 1;
                 s[last] ^= 0x01;
                 b64(&s)

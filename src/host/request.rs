@@ -1,0 +1,161 @@
+//! The HTTP context: gather the request's inputs, call the pure decision, apply its edits.
+
+use std::rc::Rc;
+
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::{Action, LogLevel};
+
+use super::state::State;
+use super::{abi, log, now_ms};
+use crate::request::decision;
+use crate::request::policy::{Allowed, Exposed, TokenInputs, Verdict};
+use crate::request::status::{self, Denial, LocalReply};
+use crate::stats;
+use crate::token::jwt::TokenError;
+
+pub(super) struct Request {
+    pub(super) state: Option<Rc<State>>,
+}
+
+impl Context for Request {}
+
+/// Filter state names (Envoy prefixes them with `wasm.`).
+const PRINCIPAL_STATE: &str = "aml_auth_principal";
+const SERVICE_STATE: &str = "aml_auth_service";
+
+/// Removes every configured claim header from the request; false when the host refused.
+fn strip_claim_headers(state: &State) -> bool {
+    state
+        .config
+        .claim_headers
+        .iter()
+        .all(|name| abi::remove_header(abi::HTTP_REQUEST_HEADERS, name).is_ok())
+}
+
+/// Records the caller's identity and service as filter state (`wasm.aml_auth_principal`,
+/// `wasm.aml_auth_service`), for access logs and later filters.
+fn expose(exposed: &Exposed) {
+    for (name, value) in [
+        (PRINCIPAL_STATE, exposed.principal.as_deref()),
+        (SERVICE_STATE, Some(exposed.service.as_str())),
+    ] {
+        if let Some(value) = value {
+            if let Err(status) = abi::set_property(name, value.as_bytes()) {
+                log(
+                    LogLevel::Warn,
+                    &format!("aml-auth-filter: could not set filter state {name}: {status:?}"),
+                );
+            }
+        }
+    }
+}
+
+/// Sends a local reply. Should the host refuse it, the request stays paused (never forwarded)
+/// until Envoy's own timeout ends it.
+fn send_reply(status: u32, headers: &[(&str, &str)], body: &[u8]) {
+    if let Err(e) = abi::send_local_response(status, headers, body) {
+        log(
+            LogLevel::Error,
+            &format!(
+                "aml-auth-filter: the host refused a local reply ({e:?}); the request stays paused"
+            ),
+        );
+    }
+}
+
+/// 503 for a request whose headers the host could not read or edit: it is never forwarded.
+fn host_error_reply() -> Action {
+    send_local_reply(&status::host_error())
+}
+
+impl HttpContext for Request {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let Some(state) = self.state.clone() else {
+            return send_local_reply(&status::not_configured());
+        };
+        if !strip_claim_headers(&state) {
+            log(
+                LogLevel::Error,
+                "aml-auth-filter: could not remove incoming claim headers; request refused",
+            );
+            return host_error_reply();
+        }
+        let Ok(outcome) = decision::decide(&state.config, &state.router, &mut RequestHost(&state))
+        else {
+            return host_error_reply();
+        };
+        if let Verdict::Allow(allowed) = &outcome.verdict {
+            if !apply_header_edits(allowed) {
+                return host_error_reply();
+            }
+            if let Some(exposed) = &allowed.exposed {
+                expose(exposed);
+            }
+        }
+        for event in stats::events(&outcome.verdict) {
+            state.metrics.record(&state.config, outcome.scope, event);
+        }
+        match outcome.verdict {
+            Verdict::Deny(denial) => {
+                if denial == Denial::Token(TokenError::UnknownKid) {
+                    state.early_refetch_wanted.set(true);
+                }
+                send_local_reply(&state.reply(denial))
+            }
+            Verdict::PassThrough | Verdict::Allow(_) => Action::Continue,
+        }
+    }
+}
+
+/// What the request decision may ask of the host.
+struct RequestHost<'a>(&'a State);
+
+impl decision::Host for RequestHost<'_> {
+    fn headers(&mut self) -> Option<Vec<(String, Vec<u8>)>> {
+        abi::get_header_pairs(abi::HTTP_REQUEST_HEADERS).ok()
+    }
+
+    fn property(&mut self, path: &[&str]) -> Option<String> {
+        property(path)
+    }
+
+    fn with_token_inputs(&mut self, judge: &mut dyn FnMut(TokenInputs<'_>) -> Verdict) -> Verdict {
+        let state = self.0;
+        let now = now_ms();
+        state.with_keys(now, |keys| {
+            judge(TokenInputs {
+                now: i64::try_from(now / 1_000).unwrap_or(i64::MAX),
+                keys,
+                cache: Some(&state.token_cache),
+            })
+        })
+    }
+}
+
+/// Removes and sets the request headers an accepted credential implies; false when the host
+/// refused one (the request is then not forwarded).
+fn apply_header_edits(allowed: &Allowed) -> bool {
+    let map = abi::HTTP_REQUEST_HEADERS;
+    (!allowed.remove_authorization || abi::remove_header(map, "authorization").is_ok())
+        && allowed
+            .set_headers
+            .iter()
+            .all(|(name, value)| abi::replace_header(map, name, value).is_ok())
+}
+
+/// A string property of the stream (`xds.route_name`...), `None` when absent or unreadable.
+fn property(path: &[&str]) -> Option<String> {
+    let bytes = abi::get_property(path).ok().flatten()?;
+    String::from_utf8(bytes).ok()
+}
+
+/// Sends a local reply built in `status.rs` and stops the filter chain.
+fn send_local_reply(reply: &LocalReply) -> Action {
+    let headers: Vec<(&str, &str)> = reply
+        .headers
+        .iter()
+        .map(|(n, v)| (*n, v.as_str()))
+        .collect();
+    send_reply(u32::from(reply.status), &headers, reply.body.as_bytes());
+    Action::Pause
+}
