@@ -102,7 +102,7 @@ oci_blob() {
 }
 
 # Packages $WASM as an OCI image layout in dist/oci, tagged with the crate version, in the
-# "compat" variant Istio's puller reads: one tar+gzip layer holding `plugin.wasm` (see README,
+# "compat" variant Istio's puller reads: one tar+gzip layer holding `plugin.wasm` (see docs/deploy.md,
 # "Deploy to AKS with Istio"). Byte-for-byte reproducible: fixed tar metadata, `gzip -n`.
 package_oci() {
   [ -f "$WASM" ] || die "$WASM missing: run ./build.sh wasm"

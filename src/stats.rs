@@ -31,7 +31,7 @@ pub enum Event {
     TokenCacheMiss,
 }
 
-/// Every event but the per-reason ones, for the README check and stat tables.
+/// Every event but the per-reason ones, for the docs/stats.md check and stat tables.
 pub const EVENTS: [Event; 8] = [
     Event::PassedThrough,
     Event::Allowed,
@@ -113,15 +113,9 @@ mod tests {
     use super::*;
     use crate::request::policy::Allowed;
 
-    /// The `aml_auth.` names of the README's stats table, outside the JWKS rows.
-    fn readme_request_stats() -> Vec<String> {
-        let readme = include_str!("../README.md");
-        let table = readme
-            .split("\n## Stats\n")
-            .nth(1)
-            .and_then(|s| s.split("\n## ").next())
-            .unwrap();
-        table
+    /// The `aml_auth.` names of the stats table in `docs/stats.md`, outside the JWKS rows.
+    fn documented_request_stats() -> Vec<String> {
+        include_str!("../docs/stats.md")
             .lines()
             .filter(|l| l.starts_with("| `aml_auth.") && !l.starts_with("| `aml_auth.jwks."))
             .filter_map(|l| l.split(" | ").next())
@@ -135,15 +129,15 @@ mod tests {
     }
 
     #[test]
-    fn readme_stats_table_matches_the_events() {
-        let listed = readme_request_stats();
+    fn documented_stats_table_matches_the_events() {
+        let listed = documented_request_stats();
         let mut expected: Vec<String> = EVENTS.iter().map(|e| e.name(None)).collect();
         expected.push("aml_auth.denied.<reason>".into());
         expected.push("aml_auth.service.<name>.<any of the above>".into());
         let mut sorted = listed.clone();
         sorted.sort();
         expected.sort();
-        assert_eq!(sorted, expected, "README stats table: {listed:?}");
+        assert_eq!(sorted, expected, "docs/stats.md stats table: {listed:?}");
         assert_eq!(
             Event::DeniedBecause(Denial::InvalidKey).name(Some("fraud")),
             "aml_auth.service.fraud.denied.invalid_key"

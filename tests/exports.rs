@@ -68,7 +68,10 @@ fn host_callbacks() -> BTreeSet<String> {
             source.push_str(&std::fs::read_to_string(&path).unwrap());
         }
     }
-    assert!(source.contains("fn on_http_request_headers"), "no callbacks read from {dir:?}");
+    assert!(
+        source.contains("fn on_http_request_headers"),
+        "no callbacks read from {dir:?}"
+    );
     source
         .split("fn ")
         .skip(1)

@@ -43,7 +43,7 @@ pub enum Auth {
 /// One hostile (or, for the few documented acceptances, valid) request and its expected answer.
 #[derive(Clone, Debug)]
 pub struct Case {
-    /// Row name, as listed in the README's security table.
+    /// Row name, as listed in the proof table of `docs/security.md`.
     pub name: String,
     /// The credential.
     pub auth: Auth,
