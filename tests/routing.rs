@@ -397,14 +397,18 @@ fn plugin_config(by_route: bool) -> Value {
         }
         select
     };
-    json!({
+    let mut config = json!({
         "primary_key": TOP_KEY,
         "services": [
             service("churn", select(CHURN, Some(HOST), "churn"), json!({"primary_key": CHURN_KEY})),
             service("fraud", select(FRAUD, None, "fraud"), json!({"primary_key": FRAUD_KEY})),
             service("public", select("/public/", None, "public"), json!({"auth_enabled": false})),
         ]
-    })
+    });
+    if by_route {
+        config["unmatched_routes"] = json!("top_level_policy");
+    }
+    config
 }
 
 fn route(name: &str, prefix: &str) -> Value {
@@ -873,7 +877,7 @@ fn access_token_in_the_query_is_refused_where_the_filter_authenticates() {
 #[test]
 fn a_service_selected_by_route_keeps_its_policy_whatever_the_path() {
     let upstream = RawUpstream::start();
-    let config = json!({"primary_key": TOP_KEY, "services": [
+    let config = json!({"primary_key": TOP_KEY, "unmatched_routes": "top_level_policy", "services": [
         {"name": "fraud", "route_names": ["fraud"], "primary_key": FRAUD_KEY},
         {"name": "churn", "clusters": ["churn-cluster"], "primary_key": CHURN_KEY,
          "allow_path_parameters": true}
