@@ -24,8 +24,29 @@ impl Context for Request {}
 const PRINCIPAL_STATE: &str = "aml_auth_principal";
 const SERVICE_STATE: &str = "aml_auth_service";
 /// In the upstream phase, the service (or `default`) an allowed request was judged for, so that
-/// a retry of the same request (its headers already edited) is not judged again.
+/// a retry of the same request (its headers already edited) or its internal redirect is not
+/// judged again, and is refused when another service serves it.
 const JUDGED_STATE: &str = "aml_auth_judged";
+
+/// Declares `wasm.aml_auth_judged` as filter state living as long as the downstream request,
+/// so that it survives an internal redirect (Envoy's `declare_property` foreign function: a
+/// `DeclarePropertyArguments` message with name, type `String` and span `DownstreamRequest`).
+/// Declared once per root context; Envoy refuses a second declaration of the same name, which
+/// changes nothing.
+pub(super) fn declare_judged_state() {
+    let name = JUDGED_STATE.as_bytes();
+    let mut message = Vec::with_capacity(name.len().saturating_add(6));
+    message.push(0x0a);
+    message.push(u8::try_from(name.len()).unwrap_or(0));
+    message.extend_from_slice(name);
+    message.extend_from_slice(&[0x18, 0x01, 0x28, 0x01]);
+    if let Err(status) = abi::call_foreign_function("declare_property", &message) {
+        log(
+            LogLevel::Info,
+            &format!("aml-auth-filter: declare_property {JUDGED_STATE}: {status:?} (already declared, or the host lacks it: an internally redirected request is then judged again)"),
+        );
+    }
+}
 
 /// Removes every configured claim header from the request; false when the host refused.
 fn strip_claim_headers(state: &State) -> bool {
