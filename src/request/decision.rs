@@ -449,6 +449,48 @@ mod tests {
     }
 
     #[test]
+    fn a_later_attempt_is_served_only_by_the_judged_service() {
+        let config = cfg(r#"{"primary_key":"top-key-0123456789","services":[
+                {"name":"fraud","route_names":["fraud"],"primary_key":"fraud-key-0123456789"},
+                {"name":"open","route_names":["open"],"auth_enabled":false}]}"#);
+        let router = Router::new(&config.services);
+        let table: &[(Option<&'static str>, &str, bool)] = &[
+            (Some("fraud"), "fraud", true),
+            (Some("fraud"), "open", false),
+            (Some("open"), "fraud", false),
+            (Some("other"), "default", false),
+            (None, "fraud", false),
+        ];
+        for (route, judged, want) in table {
+            let mut host = Fake::new("h", b"/x", None);
+            host.route_name = *route;
+            assert_eq!(
+                serves_judged(&config, &router, &mut host, judged),
+                *want,
+                "{route:?} {judged}"
+            );
+        }
+        let config = cfg(
+            r#"{"primary_key":"top-key-0123456789","unmatched_routes":"top_level_policy",
+                "services":[{"name":"fraud","route_names":["fraud"],"primary_key":"fraud-key-0123456789"}]}"#,
+        );
+        let router = Router::new(&config.services);
+        let mut host = Fake::new("h", b"/x", None);
+        host.route_name = Some("other");
+        assert!(serves_judged(&config, &router, &mut host, "default"));
+        let mut host = Fake::new("h", b"/a/../x", None);
+        host.route_name = Some("fraud");
+        assert!(
+            !serves_judged(&config, &router, &mut host, "fraud"),
+            "an unreadable target is refused"
+        );
+        let mut host = Fake::new("h", b"/x", None);
+        host.headers = None;
+        host.route_name = Some("fraud");
+        assert!(!serves_judged(&config, &router, &mut host, "fraud"));
+    }
+
+    #[test]
     fn unreadable_headers_are_never_forwarded() {
         let config = cfg(r#"{"primary_key":"top-key-0123456789"}"#);
         let mut host = Fake::new("h", b"/", None);
