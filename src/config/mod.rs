@@ -81,6 +81,33 @@ pub struct FilterConfig {
     pub claim_headers: Vec<String>,
     /// Names of the required claims, indexed by [`RequiredClaim::name_id`](crate::token::claims::RequiredClaim::name_id).
     pub required_claim_names: Vec<String>,
+    /// Where this instance runs in Envoy's filter chains (`phase`).
+    pub phase: Phase,
+    /// What a request gets whose Envoy route and cluster no service names (`unmatched_routes`),
+    /// when services select by route names or clusters.
+    pub unmatched_routes: Unmatched,
+}
+
+/// Where the filter judges a request (`phase`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// `downstream` (the default): in the listener's HTTP filter chain, before the router
+    /// matches its final route. A request-header edit (the filter's own or an earlier filter's)
+    /// can make the router choose another route after the filter judged.
+    Downstream,
+    /// `upstream`: in the router's upstream HTTP filter chain, where the route and cluster are
+    /// final, so the policy judged is the policy of the route served. Needs services selected by
+    /// `route_names` or `clusters`.
+    Upstream,
+}
+
+/// The policy for a request whose route and cluster no service names (`unmatched_routes`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unmatched {
+    /// `refuse` (the default): refused with `no_service` (403), and counted.
+    Refuse,
+    /// `top_level_policy`: judged by the top-level policy (stats under `default`).
+    TopLevelPolicy,
 }
 
 impl FilterConfig {
@@ -113,6 +140,8 @@ pub fn parse(json: &[u8], env: EnvLookup<'_>) -> Result<FilterConfig, ConfigErro
         "max_token_bytes",
         "required_claims",
         "expose_principal",
+        "phase",
+        "unmatched_routes",
     ])?;
     let realm = match root.string("realm")? {
         None => DEFAULT_REALM.to_string(),
@@ -163,10 +192,47 @@ pub fn parse(json: &[u8], env: EnvLookup<'_>) -> Result<FilterConfig, ConfigErro
             "no token-mode policy inherits these rules (only token auth checks required_claims): set them on the token-mode services, or remove them",
         ));
     }
+    let by_route = services
+        .iter()
+        .any(|s| !s.route_names.is_empty() || !s.clusters.is_empty());
+    let phase = match root.string("phase")? {
+        None | Some("downstream") => Phase::Downstream,
+        Some("upstream") if by_route => Phase::Upstream,
+        Some("upstream") => {
+            return Err(ConfigError::new(
+                root.path("phase"),
+                "`upstream` needs services selected by route_names or clusters (the router may rewrite the path and host an upstream filter sees, so path_prefix services are judged downstream)",
+            ))
+        }
+        Some(other) => {
+            return Err(ConfigError::new(
+                root.path("phase"),
+                format!("must be `downstream` or `upstream`, found `{other}`"),
+            ))
+        }
+    };
+    let unmatched_routes = match root.string("unmatched_routes")? {
+        None | Some("refuse") => Unmatched::Refuse,
+        Some("top_level_policy") if by_route => Unmatched::TopLevelPolicy,
+        Some("top_level_policy") => {
+            return Err(ConfigError::new(
+                root.path("unmatched_routes"),
+                "applies only when services select by route_names or clusters (by path_prefix, a request no service matches is always judged by the top-level policy)",
+            ))
+        }
+        Some(other) => {
+            return Err(ConfigError::new(
+                root.path("unmatched_routes"),
+                format!("must be `refuse` or `top_level_policy`, found `{other}`"),
+            ))
+        }
+    };
     let mut claim_headers = workspace.claim_headers.take();
     claim_headers.sort_unstable();
     claim_headers.dedup();
     Ok(FilterConfig {
+        phase,
+        unmatched_routes,
         realm,
         default_policy,
         services,

@@ -44,6 +44,42 @@ fn pass_through_when_both_modes_off() {
 }
 
 #[test]
+fn phase_and_unmatched_routes() {
+    use crate::config::{Phase, Unmatched};
+    let by_route = r#""services":[{"name":"a","route_names":["a"]}]"#;
+    let table: &[(&str, Phase, Unmatched)] = &[
+        ("", Phase::Downstream, Unmatched::Refuse),
+        (
+            r#""phase":"downstream","#,
+            Phase::Downstream,
+            Unmatched::Refuse,
+        ),
+        (r#""phase":"upstream","#, Phase::Upstream, Unmatched::Refuse),
+        (
+            r#""unmatched_routes":"refuse","#,
+            Phase::Downstream,
+            Unmatched::Refuse,
+        ),
+        (
+            r#""phase":"upstream","unmatched_routes":"top_level_policy","#,
+            Phase::Upstream,
+            Unmatched::TopLevelPolicy,
+        ),
+    ];
+    for (fields, phase, unmatched) in table {
+        let c = parse_str(&format!(r#"{{"primary_key":"k",{fields}{by_route}}}"#)).unwrap();
+        assert_eq!(
+            (c.phase, c.unmatched_routes),
+            (*phase, *unmatched),
+            "{fields}"
+        );
+    }
+    let by_prefix =
+        parse_str(r#"{"primary_key":"k","services":[{"name":"a","path_prefix":"/a/"}]}"#).unwrap();
+    assert_eq!(by_prefix.phase, Phase::Downstream);
+}
+
+#[test]
 fn refusals_name_the_field() {
     let cases: &[(&str, &str, &str)] = &[
         ("{", "", "not valid JSON"),
@@ -101,6 +137,36 @@ fn refusals_name_the_field() {
             r#"{"primary_key":"k","forward_authorization":null}"#,
             "forward_authorization",
             "found null",
+        ),
+        (
+            r#"{"primary_key":"k","phase":"upstream"}"#,
+            "phase",
+            "needs services selected by route_names or clusters",
+        ),
+        (
+            r#"{"primary_key":"k","phase":"upstream","services":[{"name":"a","path_prefix":"/a/"}]}"#,
+            "phase",
+            "needs services selected by route_names or clusters",
+        ),
+        (
+            r#"{"primary_key":"k","phase":"Upstream","services":[{"name":"a","route_names":["a"]}]}"#,
+            "phase",
+            "must be `downstream` or `upstream`",
+        ),
+        (
+            r#"{"primary_key":"k","phase":true}"#,
+            "phase",
+            "must be a string",
+        ),
+        (
+            r#"{"primary_key":"k","unmatched_routes":"top_level_policy"}"#,
+            "unmatched_routes",
+            "only when services select by route_names or clusters",
+        ),
+        (
+            r#"{"primary_key":"k","unmatched_routes":"allow","services":[{"name":"a","clusters":["a"]}]}"#,
+            "unmatched_routes",
+            "must be `refuse` or `top_level_policy`",
         ),
     ];
     for (json, field, fragment) in cases {

@@ -101,6 +101,14 @@ extern "C" {
         value_data: *const u8,
         value_size: usize,
     ) -> u32;
+    fn proxy_call_foreign_function(
+        function_name_data: *const u8,
+        function_name_size: usize,
+        arguments_data: *const u8,
+        arguments_size: usize,
+        return_results_data: *mut *mut u8,
+        return_results_size: *mut usize,
+    ) -> u32;
     fn proxy_get_status(
         return_code: *mut u32,
         return_message_data: *mut *mut u8,
@@ -297,6 +305,27 @@ pub fn replace_header(map_type: u32, name: &str, value: &str) -> Result<(), Host
 pub fn set_property(name: &str, value: &[u8]) -> Result<(), HostStatus> {
     // SAFETY: `name` and `value` outlive the call.
     check(unsafe { proxy_set_property(name.as_ptr(), name.len(), value.as_ptr(), value.len()) })
+}
+
+/// Calls an Envoy foreign function; its result bytes (empty when it returns none).
+pub fn call_foreign_function(name: &str, arguments: &[u8]) -> Result<Vec<u8>, HostStatus> {
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    // SAFETY: `name` and `arguments` outlive the call; the host writes a buffer it allocated
+    // through `proxy_on_memory_allocate` (or nothing) into `data`/`size`.
+    let status = unsafe {
+        proxy_call_foreign_function(
+            name.as_ptr(),
+            name.len(),
+            arguments.as_ptr(),
+            arguments.len(),
+            &mut data,
+            &mut size,
+        )
+    };
+    check(status)?;
+    // SAFETY: the host returned this buffer for this call.
+    Ok(unsafe { owned(data, size) })
 }
 
 /// Removes every value of a header.

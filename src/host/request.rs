@@ -7,7 +7,8 @@ use proxy_wasm::types::{Action, LogLevel};
 
 use super::state::State;
 use super::{abi, log, now_ms};
-use crate::request::decision;
+use crate::config::Phase;
+use crate::request::decision::{self, Scope};
 use crate::request::policy::{Allowed, Exposed, TokenInputs, Verdict};
 use crate::request::status::{self, Denial, LocalReply};
 use crate::stats;
@@ -22,6 +23,30 @@ impl Context for Request {}
 /// Filter state names (Envoy prefixes them with `wasm.`).
 const PRINCIPAL_STATE: &str = "aml_auth_principal";
 const SERVICE_STATE: &str = "aml_auth_service";
+/// In the upstream phase, the service (or `default`) an allowed request was judged for, so that
+/// a retry of the same request (its headers already edited) or its internal redirect is not
+/// judged again, and is refused when another service serves it.
+const JUDGED_STATE: &str = "aml_auth_judged";
+
+/// Declares `wasm.aml_auth_judged` as filter state living as long as the downstream request,
+/// so that it survives an internal redirect (Envoy's `declare_property` foreign function: a
+/// `DeclarePropertyArguments` message with name, type `String` and span `DownstreamRequest`).
+/// Declared once per root context; Envoy refuses a second declaration of the same name, which
+/// changes nothing.
+pub(super) fn declare_judged_state() {
+    let name = JUDGED_STATE.as_bytes();
+    let mut message = Vec::with_capacity(name.len().saturating_add(6));
+    message.push(0x0a);
+    message.push(u8::try_from(name.len()).unwrap_or(0));
+    message.extend_from_slice(name);
+    message.extend_from_slice(&[0x18, 0x01, 0x28, 0x01]);
+    if let Err(status) = abi::call_foreign_function("declare_property", &message) {
+        log(
+            LogLevel::Info,
+            &format!("aml-auth-filter: declare_property {JUDGED_STATE}: {status:?} (already declared, or the host lacks it: an internally redirected request is then judged again)"),
+        );
+    }
+}
 
 /// Removes every configured claim header from the request; false when the host refused.
 fn strip_claim_headers(state: &State) -> bool {
@@ -73,6 +98,20 @@ impl HttpContext for Request {
         let Some(state) = self.state.clone() else {
             return send_local_reply(&status::not_configured());
         };
+        let upstream = state.config.phase == Phase::Upstream;
+        if upstream {
+            if let Some(judged) = property(&[JUDGED_STATE]) {
+                let host = &mut RequestHost(&state);
+                if decision::serves_judged(&state.config, &state.router, host, &judged) {
+                    return Action::Continue;
+                }
+                let denial = Denial::RouteChanged;
+                for event in stats::events(&Verdict::Deny(denial)) {
+                    state.metrics.record(&state.config, Scope::Global, event);
+                }
+                return send_local_reply(&state.reply(denial));
+            }
+        }
         if !strip_claim_headers(&state) {
             log(
                 LogLevel::Error,
@@ -90,6 +129,15 @@ impl HttpContext for Request {
             }
             if let Some(exposed) = &allowed.exposed {
                 expose(exposed);
+            }
+        }
+        if upstream && !matches!(outcome.verdict, Verdict::Deny(_)) {
+            let judged = stats::scope_name(&state.config, outcome.scope).unwrap_or_default();
+            if let Err(status) = abi::set_property(JUDGED_STATE, judged.as_bytes()) {
+                log(
+                    LogLevel::Warn,
+                    &format!("aml-auth-filter: could not set filter state {JUDGED_STATE}: {status:?} (a retry is judged again)"),
+                );
             }
         }
         for event in stats::events(&outcome.verdict) {

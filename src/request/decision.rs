@@ -2,7 +2,7 @@
 //! target read once and the service it selects, the `access_token` rule, then the service's
 //! policy. Pure: the host is asked, through [`Host`], only for what the decision needs.
 
-use crate::config::{AuthMode, FilterConfig, ServicePolicy};
+use crate::config::{AuthMode, FilterConfig, ServicePolicy, Unmatched, DEFAULT_SERVICE};
 use crate::request::policy::{self, Keys, TokenInputs, Verdict};
 use crate::request::router::{Router, Target};
 use crate::request::status::Denial;
@@ -88,6 +88,9 @@ pub fn decide(
             .and_then(|i| config.services.get(i).map(|s| (i, s)))
         {
             Some((i, s)) => (&s.policy, Scope::Service(i), selected.query.as_bytes()),
+            None if by_route && config.unmatched_routes == Unmatched::Refuse => {
+                return Ok(deny(Scope::Global, Denial::NoService));
+            }
             None => (
                 &config.default_policy,
                 Scope::Default,
@@ -113,6 +116,43 @@ pub fn decide(
         )
     };
     Ok(Outcome { scope, verdict })
+}
+
+/// For a later upstream attempt of a request already judged in the upstream phase (a retry: the
+/// same request headers, already edited, sent again): whether the route served now belongs to
+/// `judged`, the name of the service (or `default`) its credential was judged for.
+pub fn serves_judged(
+    config: &FilterConfig,
+    router: &Router,
+    host: &mut impl Host,
+    judged: &str,
+) -> bool {
+    let Some(headers) = host.headers() else {
+        return false;
+    };
+    let find = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+    };
+    let route_name = host.property(&["xds", "route_name"]);
+    let cluster = router
+        .reads_cluster()
+        .then(|| host.property(&["xds", "cluster_name"]))
+        .flatten();
+    let Ok(selected) = router.select(Target {
+        authority: find(":authority"),
+        path: find(":path"),
+        route_name: route_name.as_deref(),
+        cluster: cluster.as_deref(),
+    }) else {
+        return false;
+    };
+    match selected.service.and_then(|i| config.services.get(i)) {
+        Some(service) => service.policy.name == judged,
+        None => config.unmatched_routes == Unmatched::TopLevelPolicy && judged == DEFAULT_SERVICE,
+    }
 }
 
 fn deny(scope: Scope, denial: Denial) -> Outcome {
@@ -373,8 +413,81 @@ mod tests {
         let outcome = run(&config, &mut host).unwrap();
         assert_eq!(
             (outcome.scope, verdict_name(&outcome.verdict).as_str()),
-            (Scope::Default, "deny:invalid_key")
+            (Scope::Global, "deny:no_service"),
+            "a route no service names is refused unless the configuration says otherwise"
         );
+        let config = cfg(
+            r#"{"primary_key":"top-key-0123456789","unmatched_routes":"top_level_policy",
+                "services":[{"name":"fraud","route_names":["fraud"],"primary_key":"fraud-key-0123456789"}]}"#,
+        );
+        for (route, key, want) in [
+            (
+                "other",
+                "fraud-key-0123456789",
+                (Scope::Default, "deny:invalid_key"),
+            ),
+            (
+                "other",
+                "top-key-0123456789",
+                (Scope::Default, "allow:primary"),
+            ),
+            (
+                "fraud",
+                "fraud-key-0123456789",
+                (Scope::Service(0), "allow:primary"),
+            ),
+        ] {
+            let mut host = Fake::new("h", b"/whatever/x", Some(key));
+            host.route_name = Some(route);
+            let outcome = run(&config, &mut host).unwrap();
+            assert_eq!(
+                (outcome.scope, verdict_name(&outcome.verdict).as_str()),
+                want,
+                "{route}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_later_attempt_is_served_only_by_the_judged_service() {
+        let config = cfg(r#"{"primary_key":"top-key-0123456789","services":[
+                {"name":"fraud","route_names":["fraud"],"primary_key":"fraud-key-0123456789"},
+                {"name":"open","route_names":["open"],"auth_enabled":false}]}"#);
+        let router = Router::new(&config.services);
+        let table: &[(Option<&'static str>, &str, bool)] = &[
+            (Some("fraud"), "fraud", true),
+            (Some("fraud"), "open", false),
+            (Some("open"), "fraud", false),
+            (Some("other"), "default", false),
+            (None, "fraud", false),
+        ];
+        for (route, judged, want) in table {
+            let mut host = Fake::new("h", b"/x", None);
+            host.route_name = *route;
+            assert_eq!(
+                serves_judged(&config, &router, &mut host, judged),
+                *want,
+                "{route:?} {judged}"
+            );
+        }
+        let config = cfg(
+            r#"{"primary_key":"top-key-0123456789","unmatched_routes":"top_level_policy",
+                "services":[{"name":"fraud","route_names":["fraud"],"primary_key":"fraud-key-0123456789"}]}"#,
+        );
+        let router = Router::new(&config.services);
+        let mut host = Fake::new("h", b"/x", None);
+        host.route_name = Some("other");
+        assert!(serves_judged(&config, &router, &mut host, "default"));
+        let mut host = Fake::new("h", b"/a/../x", None);
+        host.route_name = Some("fraud");
+        assert!(
+            !serves_judged(&config, &router, &mut host, "fraud"),
+            "an unreadable target is refused"
+        );
+        let mut host = Fake::new("h", b"/x", None);
+        host.headers = None;
+        host.route_name = Some("fraud");
+        assert!(!serves_judged(&config, &router, &mut host, "fraud"));
     }
 
     #[test]

@@ -226,7 +226,7 @@ impl Router {
             let service = request
                 .route_name
                 .and_then(|r| self.by_route.get(r))
-                .or_else(|| request.cluster.and_then(|c| self.by_cluster.get(c)))
+                .or_else(|| request.cluster.and_then(|c| self.cluster_service(c)))
                 .map(|i| *i as usize);
             if path.decoded {
                 return Err(TargetError::EncodedCharacter);
@@ -241,6 +241,13 @@ impl Router {
         Ok(Selected {
             service,
             query: path.query,
+        })
+    }
+
+    /// The service naming this cluster, or naming the Istio cluster whose subset it is.
+    fn cluster_service(&self, cluster: &str) -> Option<&u32> {
+        self.by_cluster.get(cluster).or_else(|| {
+            istio_subset_parent(cluster).and_then(|parent| self.by_cluster.get(&parent))
         })
     }
 
@@ -279,6 +286,27 @@ impl Router {
         }
         Ok(())
     }
+}
+
+/// The Istio cluster a subset cluster belongs to: `outbound|PORT|SUBSET|FQDN` (a
+/// DestinationRule subset, SUBSET not empty) belongs to `outbound|PORT||FQDN`. `None` for any
+/// other name.
+pub fn istio_subset_parent(cluster: &str) -> Option<String> {
+    let mut parts = cluster.split('|');
+    let (Some("outbound"), Some(port), Some(subset), Some(fqdn), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
+    let port_ok = !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit());
+    if !port_ok || subset.is_empty() || fqdn.is_empty() {
+        return None;
+    }
+    Some(format!("outbound|{port}||{fqdn}"))
 }
 
 #[cfg(test)]
@@ -530,6 +558,67 @@ mod tests {
                 cluster: None,
             }),
             Err(TargetError::InvalidHost)
+        );
+    }
+
+    #[test]
+    fn istio_subsets_belong_to_their_cluster() {
+        let table: &[(&str, Option<&str>)] = &[
+            (
+                "outbound|80|v2|churn.models.svc.cluster.local",
+                Some("outbound|80||churn.models.svc.cluster.local"),
+            ),
+            (
+                "outbound|8080|canary-1|a.b.svc.cluster.local",
+                Some("outbound|8080||a.b.svc.cluster.local"),
+            ),
+            ("outbound|80||churn.models.svc.cluster.local", None),
+            ("inbound|80|v2|churn.models.svc.cluster.local", None),
+            ("outbound|x|v2|churn.models.svc.cluster.local", None),
+            ("outbound||v2|churn.models.svc.cluster.local", None),
+            ("outbound|80|v2|", None),
+            ("outbound|80|v2|a|b", None),
+            ("outbound|123456|v2|a", None),
+            ("churn", None),
+            ("", None),
+        ];
+        for (name, want) in table {
+            assert_eq!(istio_subset_parent(name).as_deref(), *want, "{name}");
+        }
+        let mut churn = svc("churn", "", &[]);
+        churn.clusters = vec!["outbound|80||churn.models.svc.cluster.local".into()];
+        let mut v3 = svc("churn-v3", "", &[]);
+        v3.clusters = vec!["outbound|80|v3|churn.models.svc.cluster.local".into()];
+        let router = Router::new(&[churn, v3]);
+        let sel = |cluster: &str| {
+            router
+                .select(Target {
+                    authority: Some(b"h"),
+                    path: Some(b"/score"),
+                    route_name: None,
+                    cluster: Some(cluster),
+                })
+                .map(|s| s.service)
+        };
+        assert_eq!(
+            sel("outbound|80||churn.models.svc.cluster.local"),
+            Ok(Some(0))
+        );
+        assert_eq!(
+            sel("outbound|80|v2|churn.models.svc.cluster.local"),
+            Ok(Some(0))
+        );
+        assert_eq!(
+            sel("outbound|80|v3|churn.models.svc.cluster.local"),
+            Ok(Some(1))
+        );
+        assert_eq!(
+            sel("outbound|81|v2|churn.models.svc.cluster.local"),
+            Ok(None)
+        );
+        assert_eq!(
+            sel("outbound|80|v2|fraud.models.svc.cluster.local"),
+            Ok(None)
         );
     }
 

@@ -34,6 +34,12 @@ pub enum Denial {
     /// The request's Host or path cannot be read one way, or it carries a token in the query
     /// (400, before any credential is looked at).
     Target(TargetError),
+    /// Services select by Envoy route or cluster and none names this request's route or
+    /// cluster, and `unmatched_routes` is not `top_level_policy` (403, no credential judged).
+    NoService,
+    /// A later upstream attempt of a request (a retry) is served by another service than the
+    /// one its credential was judged for (403).
+    RouteChanged,
 }
 
 /// Every denial that does not concern a token's content, for tests.
@@ -63,6 +69,8 @@ impl Denial {
             Denial::KeysUnavailable => "jwks_unavailable",
             Denial::KeysStale => "jwks_stale",
             Denial::Target(e) => e.code(),
+            Denial::NoService => "no_service",
+            Denial::RouteChanged => "route_changed",
         }
     }
 
@@ -85,6 +93,10 @@ impl Denial {
             }
             Denial::KeysStale => "the token signing keys are too old to be trusted; retry later",
             Denial::Target(e) => e.message(),
+            Denial::NoService => "no service of this gateway owns the route this request takes",
+            Denial::RouteChanged => {
+                "the request is served by another service than the one its credential was judged for"
+            }
         }
     }
 
@@ -94,6 +106,7 @@ impl Denial {
     pub fn http_status(self) -> u16 {
         match self {
             Denial::Target(_) => 400,
+            Denial::NoService | Denial::RouteChanged => 403,
             Denial::Token(e) if e.is_forbidden() => 403,
             Denial::ClaimNotAllowed(_) => 403,
             Denial::KeysUnavailable | Denial::KeysStale => 503,
@@ -206,6 +219,20 @@ pub fn reply_naming(denial: Denial, realm: &str, claim: Option<&str>) -> LocalRe
             ),
         };
     }
+    if matches!(denial, Denial::NoService | Denial::RouteChanged) {
+        return LocalReply {
+            status: 403,
+            headers: vec![
+                ("content-type", "application/json".to_string()),
+                ("cache-control", "no-store".to_string()),
+            ],
+            body: format!(
+                "{{\"error\":\"access_denied\",\"reason\":\"{}\",\"message\":\"{}\"}}",
+                denial.code(),
+                denial.message()
+            ),
+        };
+    }
     if denial.http_status() == 503 {
         return LocalReply {
             status: 503,
@@ -275,6 +302,19 @@ mod tests {
             assert_eq!(body["reason"], e.code());
             assert_eq!(body["message"], e.message());
         }
+    }
+
+    #[test]
+    fn refusals_of_the_route_are_403_without_a_challenge() {
+        for denial in [Denial::NoService, Denial::RouteChanged] {
+            let r = reply(denial, "aml");
+            assert_eq!(r.status, 403);
+            assert!(r.headers.iter().all(|(n, _)| *n != "www-authenticate"));
+            let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+            assert_eq!(body["error"], "access_denied");
+            assert_eq!(body["reason"], denial.code());
+        }
+        assert_ne!(Denial::NoService.code(), Denial::RouteChanged.code());
     }
 
     #[test]

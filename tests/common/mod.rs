@@ -9,7 +9,7 @@
 )]
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -933,4 +933,152 @@ impl KeepAlive {
             body,
         })
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A tiny HTTP/2 prior-knowledge client: literal headers, any bytes.
+
+fn hpack_int(out: &mut Vec<u8>, prefix_bits: u8, first: u8, mut value: usize) {
+    let max = (1usize << prefix_bits) - 1;
+    if value < max {
+        out.push(first | value as u8);
+        return;
+    }
+    out.push(first | max as u8);
+    value -= max;
+    while value >= 128 {
+        out.push((value % 128) as u8 | 0x80);
+        value /= 128;
+    }
+    out.push(value as u8);
+}
+
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(9 + payload.len());
+    out.extend_from_slice(&(payload.len() as u32).to_be_bytes()[1..]);
+    out.push(kind);
+    out.push(flags);
+    out.extend_from_slice(&stream.to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Digits of a Huffman-coded `:status` value (RFC 7541 codes of `0`-`9` only).
+pub fn huffman_digits(bytes: &[u8]) -> Option<String> {
+    let bits: Vec<u8> = bytes
+        .iter()
+        .flat_map(|b| (0..8).rev().map(move |i| (b >> i) & 1))
+        .collect();
+    let (mut i, mut out) = (0, String::new());
+    while out.len() < 3 && i + 5 <= bits.len() {
+        let v = |n: usize| bits[i..i + n].iter().fold(0u8, |a, b| a << 1 | b);
+        match v(3) {
+            0 => {
+                out.push((b'0' + v(5)) as char);
+                i += 5;
+            }
+            0b011 => {
+                out.push((b'0' + v(6) - 0b011000 + 2) as char);
+                i += 6;
+            }
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+pub fn status_of(block: &[u8]) -> u16 {
+    const STATIC: [u16; 7] = [200, 204, 206, 304, 400, 404, 500];
+    let Some(&b) = block.first() else { return 0 };
+    if b & 0x80 != 0 {
+        return STATIC
+            .get(((b & 0x7f) as usize).wrapping_sub(8))
+            .copied()
+            .unwrap_or(0);
+    }
+    let name_index = if b & 0xc0 == 0x40 { b & 0x3f } else { b & 0x0f };
+    if name_index != 8 || block.len() < 2 {
+        return 0;
+    }
+    let (huffman, len) = (block[1] & 0x80 != 0, (block[1] & 0x7f) as usize);
+    let value = &block[2..(2 + len).min(block.len())];
+    let text = if huffman {
+        huffman_digits(value).unwrap_or_default()
+    } else {
+        String::from_utf8_lossy(value).into_owned()
+    };
+    text.parse().unwrap_or(0)
+}
+
+/// One GET over h2c with these pseudo-headers and headers (raw bytes); status and body.
+pub fn h2_get(addr: SocketAddr, headers: &[(&[u8], &[u8])]) -> Result<(u16, Vec<u8>), String> {
+    let mut stream = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .map_err(|e| e.to_string())?;
+    let mut block = Vec::new();
+    for (name, value) in headers {
+        block.push(0x00);
+        hpack_int(&mut block, 7, 0, name.len());
+        block.extend_from_slice(name);
+        hpack_int(&mut block, 7, 0, value.len());
+        block.extend_from_slice(value);
+    }
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    out.extend(frame(4, 0, 0, &[]));
+    out.extend(frame(1, 0x5, 1, &block));
+    stream.write_all(&out).map_err(|e| e.to_string())?;
+    let (mut status, mut body) = (0u16, Vec::new());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let mut head = [0u8; 9];
+        stream
+            .read_exact(&mut head)
+            .map_err(|e| format!("read: {e}"))?;
+        let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+        let (kind, flags, id) = (
+            head[3],
+            head[4],
+            u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff,
+        );
+        let mut payload = vec![0u8; len];
+        stream
+            .read_exact(&mut payload)
+            .map_err(|e| format!("read: {e}"))?;
+        let unpadded = |p: &[u8], extra: usize| -> Vec<u8> {
+            if flags & 0x8 != 0 {
+                let pad = p[0] as usize;
+                p[1 + extra..p.len() - pad].to_vec()
+            } else {
+                p[extra..].to_vec()
+            }
+        };
+        match (kind, id) {
+            (0, 1) => {
+                body.extend(unpadded(&payload, 0));
+                if flags & 1 != 0 {
+                    return Ok((status, body));
+                }
+            }
+            (1, 1) => {
+                let extra = if flags & 0x20 != 0 { 5 } else { 0 };
+                if status == 0 {
+                    status = status_of(&unpadded(&payload, extra));
+                }
+                if flags & 1 != 0 {
+                    return Ok((status, body));
+                }
+            }
+            (3, 1) => return Err("stream reset".into()),
+            (4, 0) if flags & 1 == 0 => stream
+                .write_all(&frame(4, 1, 0, &[]))
+                .map_err(|e| e.to_string())?,
+            (6, 0) if flags & 1 == 0 => stream
+                .write_all(&frame(6, 1, 0, &payload))
+                .map_err(|e| e.to_string())?,
+            (7, _) => return Err("goaway".into()),
+            _ => {}
+        }
+    }
+    Err("no response".into())
 }
