@@ -145,15 +145,10 @@ iss, aud, iat, nbf, exp and sub come from their own options and cannot be set wi
 const JWKS_USAGE: &str = "usage: aml-auth jwks --signing-key FILE [--signing-key FILE]...
 
 Prints the public JWKS of these PKCS#8 PEM private keys as JSON, each key with
-<<<<<<< HEAD
-kid = its RFC 7638 thumbprint, use = sig and alg = RS256, ES256, ES384, ES512 or EdDSA by key type,
-ready to serve as the workspace's JWKS (or to paste into token.local_jwks).
-=======
 kid = its RFC 7638 thumbprint and use = sig, ready to serve as the workspace's JWKS (or to
-paste into token.local_jwks). P-256 keys carry alg = ES256 and Ed25519 keys alg = EdDSA; RSA
-keys carry no alg, so they verify every algorithm `token issue --alg` signs RSA tokens with
-(RS256, RS384, RS512, PS256, PS384, PS512), as Entra ID's published keys do.
->>>>>>> main
+paste into token.local_jwks). EC keys carry alg = ES256, ES384 or ES512 by curve and Ed25519
+keys alg = EdDSA; RSA keys carry no alg, so they verify every algorithm `token issue --alg`
+signs RSA tokens with (RS256, RS384, RS512, PS256, PS384, PS512), as Entra ID's published keys do.
 ";
 
 /// Why a command did not succeed.
