@@ -276,6 +276,21 @@ fn token_and_service_refusals_name_the_field() {
             "whole number",
         ),
         (
+            r#"{"auth_enabled":false,"token":{"issuer":"i","remote_jwks":{"cluster":"c","uri":"https://h/","refresh_interval_seconds":20,"max_stale_seconds":5}}}"#,
+            "token.remote_jwks.max_stale_seconds",
+            "is 5 s, below `refresh_interval_seconds` (20 s): the key set would go stale before its next refresh",
+        ),
+        (
+            r#"{"auth_enabled":false,"token":{"issuer":"i","remote_jwks":{"cluster":"c","uri":"https://h/","max_stale_seconds":599}}}"#,
+            "token.remote_jwks.max_stale_seconds",
+            "is 599 s, below `refresh_interval_seconds` (600 s, its default)",
+        ),
+        (
+            r#"{"auth_enabled":false,"token":{"issuer":"i","remote_jwks":[{"cluster":"c","uri":"https://h/"},{"cluster":"d","uri":"https://h/","refresh_interval_seconds":90000}]}}"#,
+            "token.remote_jwks[1].max_stale_seconds",
+            "is 86400 s, its default, below `refresh_interval_seconds` (90000 s)",
+        ),
+        (
             r#"{"auth_enabled":false,"token":{"issuer":"i","remote_jwks":[{"cluster":"c","uri":"https://h/","nope":1}]}}"#,
             "token.remote_jwks[0].nope",
             "unknown field",

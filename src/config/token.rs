@@ -325,6 +325,26 @@ fn compile_remote(obj: &Obj<'_>, issuers: &[String]) -> Result<RemoteJwks, Confi
             .unwrap_or(default)
             .saturating_mul(1_000))
     };
+    let refresh_ms = seconds("refresh_interval_seconds", 1, 7 * 86_400, 600)?;
+    let max_stale_ms = seconds("max_stale_seconds", 1, 365 * 86_400, 86_400)?;
+    if max_stale_ms < refresh_ms {
+        let given = |key: &str| match obj.u64(key, 0, u64::MAX) {
+            Ok(Some(_)) => "",
+            _ => ", its default",
+        };
+        return Err(ConfigError::new(
+            obj.path("max_stale_seconds"),
+            format!(
+                "is {} s{}, below `refresh_interval_seconds` ({} s{}): the key set would go \
+                 stale before its next refresh; `max_stale_seconds` must be at least \
+                 `refresh_interval_seconds`",
+                max_stale_ms / 1_000,
+                given("max_stale_seconds"),
+                refresh_ms / 1_000,
+                given("refresh_interval_seconds"),
+            ),
+        ));
+    }
     Ok(RemoteJwks {
         cluster: cluster.to_string(),
         uri: uri.to_string(),
@@ -332,8 +352,8 @@ fn compile_remote(obj: &Obj<'_>, issuers: &[String]) -> Result<RemoteJwks, Confi
         path,
         timing: SourceTiming {
             timeout_ms: seconds("timeout_seconds", 1, 60, 5)?,
-            refresh_ms: seconds("refresh_interval_seconds", 1, 7 * 86_400, 600)?,
-            max_stale_ms: seconds("max_stale_seconds", 1, 365 * 86_400, 86_400)?,
+            refresh_ms,
+            max_stale_ms,
             calls: if discovery.is_some() { 2 } else { 1 },
         },
         discovery,
