@@ -548,6 +548,14 @@ fn token_configuration_errors_name_the_field() {
                    "token": {"remote_jwks": {"cluster": "c", "uri": "https://x/keys"}}}),
             "field `token.issuer`: is required",
         ),
+        (
+            token_config(json!([
+                remote_source("a", 600, 86_400),
+                remote_source("b", 20, 5)
+            ])),
+            "field `token.remote_jwks[1].max_stale_seconds`: is 5 s, below \
+             `refresh_interval_seconds` (20 s)",
+        ),
     ];
     assert_configs_refused(&upstream, &cases);
 }
@@ -792,4 +800,97 @@ fn superseded_sources_lose_their_shared_entries() {
     )
     .status
         == 200));
+}
+
+/// With the wall clock reading 0 (a preloaded shim), token requests get 503
+/// `clock_unavailable`, even for a cached good token and for a token that expired a year ago
+/// (before, the filter judged at time 0 and let both through); the key-mode service still
+/// answers, no key set is fetched, and everything works again once the clock reads.
+#[test]
+fn an_unreadable_clock_refuses_token_requests_with_503_and_fetches_nothing() {
+    let dir = scratch_dir("zero-clock");
+    let flag = dir.join("clock-is-zero");
+    let Some(shim) = zero_clock_shim(&dir, &flag) else {
+        eprintln!("SKIPPED: gcc is missing, so the clock shim cannot be built");
+        return;
+    };
+    let upstream = Server::upstream();
+    let server = jwks_server(&standard_jwks());
+    let mut config = token_config(remote_source("jwks", 2, 60));
+    config["services"] = json!([
+        {"name": "keyed", "path_prefix": "/keyed/", "auth_enabled": true,
+         "token_auth_enabled": false, "primary_key": "pk-1", "secondary_key": "sk-2"}
+    ]);
+    let envoy = Envoy::start_with(
+        &filter_with_clusters(&config, &upstream, &[("jwks", &server)]),
+        &EnvoyOptions {
+            env: vec![("LD_PRELOAD".into(), shim.display().to_string())],
+            ..EnvoyOptions::default()
+        },
+    );
+    wait_for_keys(&envoy);
+    let good = rsa_a()
+        .sign("RS256", Some("rsa-a"), &good_claims())
+        .unwrap();
+    let expired_a_year_ago = rsa_a()
+        .sign(
+            "RS256",
+            Some("rsa-a"),
+            &json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "user-1",
+                    "exp": unix_now() - 365 * 86_400}),
+        )
+        .unwrap();
+    assert_status(&get_bearer(envoy.main(), "/", &good), 200, None);
+    assert_status(&get_bearer(envoy.main(), "/", &good), 200, None);
+    assert_eq!(envoy.stat("aml_auth.token_cache.hit"), 1);
+    assert_status(
+        &get_bearer(envoy.main(), "/", &expired_a_year_ago),
+        401,
+        Some("token_expired"),
+    );
+
+    std::fs::write(&flag, b"").unwrap();
+    assert_status(
+        &get_bearer(envoy.main(), "/", &expired_a_year_ago),
+        503,
+        Some("clock_unavailable"),
+    );
+    let resp = get_bearer(envoy.main(), "/", &good);
+    assert_status(&resp, 503, Some("clock_unavailable"));
+    assert_eq!(resp.header("retry-after"), Some("5"));
+    assert_status(&get_bearer(envoy.main(), "/keyed/", "pk-1"), 200, None);
+    assert_status(
+        &get_bearer(envoy.main(), "/", "not-a-token"),
+        503,
+        Some("clock_unavailable"),
+    );
+    let fetches = server.count();
+    // Each root context (main thread and worker) ticks every 0.5 s: 16 ticks without a clock
+    // span at least the 2-s refresh period twice.
+    assert!(
+        envoy.wait_stat_at_least("aml_auth.clock_unavailable", 16),
+        "the tick never noticed the clock:\n{}",
+        envoy.log_tail(30)
+    );
+    assert_eq!(
+        server.count(),
+        fetches,
+        "a key set was fetched without a clock"
+    );
+    assert!(wait_until(Duration::from_secs(5), || envoy
+        .log()
+        .contains("the host clock cannot be read")));
+    assert_eq!(envoy.stat("aml_auth.denied.clock_unavailable"), 3);
+
+    std::fs::remove_file(&flag).unwrap();
+    assert_status(&get_bearer(envoy.main(), "/", &good), 200, None);
+    assert_status(
+        &get_bearer(envoy.main(), "/", &expired_a_year_ago),
+        401,
+        Some("token_expired"),
+    );
+    assert!(wait_until(Duration::from_secs(20), || server.count() > fetches));
+    assert!(wait_until(Duration::from_secs(5), || envoy
+        .log()
+        .contains("the host clock reads again")));
 }

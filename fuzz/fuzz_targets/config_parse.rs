@@ -42,7 +42,7 @@ fuzz_target!(|data: &[u8]| {
             policy,
             headers,
             TokenInputs {
-                now: 1_700_000_000,
+                now: Some(1_700_000_000),
                 keys: Keys::NotYet,
                 cache: None,
             },

@@ -17,9 +17,10 @@ proxy_wasm::main! {{
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(root::Root::new()) });
 }}
 
-/// Milliseconds since the epoch; 0 when the host cannot tell.
-fn now_ms() -> u64 {
-    abi::current_time_ns().map_or(0, |ns| ns / 1_000_000)
+/// Milliseconds since the epoch; `None` when the host cannot tell or tells an implausible time
+/// (see [`crate::request::policy::plausible_now_ms`]): nothing time-based is decided then.
+fn now_ms() -> Option<u64> {
+    crate::request::policy::plausible_now_ms(abi::current_time_ns().ok())
 }
 
 /// Logs through the host; a refused log line is dropped.

@@ -9,7 +9,7 @@ use super::state::State;
 use super::{abi, log, now_ms};
 use crate::config::Phase;
 use crate::request::decision::{self, Scope};
-use crate::request::policy::{Allowed, Exposed, TokenInputs, Verdict};
+use crate::request::policy::{self, Allowed, Exposed, Keys, TokenInputs, Verdict};
 use crate::request::status::{self, Denial, LocalReply};
 use crate::stats;
 use crate::token::jwt::TokenError;
@@ -169,10 +169,16 @@ impl decision::Host for RequestHost<'_> {
 
     fn with_token_inputs(&mut self, judge: &mut dyn FnMut(TokenInputs<'_>) -> Verdict) -> Verdict {
         let state = self.0;
-        let now = now_ms();
+        let Some(now) = now_ms() else {
+            return judge(TokenInputs {
+                now: None,
+                keys: Keys::NotYet,
+                cache: None,
+            });
+        };
         state.with_keys(now, |keys| {
             judge(TokenInputs {
-                now: i64::try_from(now / 1_000).unwrap_or(i64::MAX),
+                now: Some(policy::seconds(now)),
                 keys,
                 cache: Some(&state.token_cache),
             })

@@ -9,7 +9,7 @@ use proxy_wasm::types::{ContextType, LogLevel};
 
 use super::request::Request;
 use super::state::State;
-use super::{abi, log, now_ms, random_jitter, random_u64};
+use super::{abi, log, random_jitter, random_u64};
 use crate::config;
 use crate::token::jwks_cache::{self, CallHead, FetchFailure, Meta, TickDecision};
 
@@ -157,7 +157,9 @@ impl Context for Root {
             return;
         }
         self.in_flight = None;
-        let now = now_ms();
+        let Some(now) = state.clock() else {
+            return;
+        };
         let body = read_call_body(body_size);
         match step {
             Step::Keys => self.finish_fetch(&state, source, now, body.and_then(read_key_set)),
@@ -301,7 +303,9 @@ impl RootContext for Root {
         let Some(state) = self.state.clone() else {
             return;
         };
-        let now = now_ms();
+        let Some(now) = state.clock() else {
+            return;
+        };
         let (meta, cas) = state.sync_from_shared();
         state.record_key_gauges(now);
         state.mark_sources_in_use(now);

@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use super::abi;
 use super::metrics::Metrics;
-use super::{log, random_secret};
+use super::{log, now_ms, random_secret};
 use crate::config::{FilterConfig, TokenSettings};
 use crate::request::policy::{Keys, Unavailable};
 use crate::request::router::Router;
@@ -41,6 +41,8 @@ pub(super) struct State {
     pub(super) keys: RefCell<KeyView>,
     pub(super) timings: Vec<SourceTiming>,
     pub(super) early_refetch_wanted: Cell<bool>,
+    /// Whether the root context last found the clock unreadable (logged once per loss).
+    pub(super) clock_lost: Cell<bool>,
     pub(super) fingerprint: String,
     pub(super) meta_key: String,
     pub(super) keys_key: String,
@@ -76,6 +78,7 @@ impl State {
             }),
             timings,
             early_refetch_wanted: Cell::new(false),
+            clock_lost: Cell::new(false),
             meta_key: jwks_cache::meta_key(&fingerprint),
             keys_key: jwks_cache::keys_key(&fingerprint),
             fingerprint,
@@ -97,6 +100,36 @@ impl State {
         let reply = Rc::new(status::reply_naming(denial, &self.config.realm, claim));
         self.replies.borrow_mut().push((denial, Rc::clone(&reply)));
         reply
+    }
+
+    /// Now for the root context, in milliseconds; `None` without a plausible clock, when the
+    /// caller must do nothing time-based (no lease, no fetch decision, no key set dated).
+    /// Counts `aml_auth.clock_unavailable` each time, and logs the loss and the recovery once.
+    pub(super) fn clock(&self) -> Option<u64> {
+        let now = now_ms();
+        match (now, self.clock_lost.get()) {
+            (None, lost) => {
+                self.metrics.count("aml_auth.clock_unavailable");
+                if !lost {
+                    self.clock_lost.set(true);
+                    log(
+                        LogLevel::Error,
+                        "aml-auth-filter: the host clock cannot be read (or reads before 2020); \
+                         token requests get 503 clock_unavailable and no key set is fetched \
+                         until it can",
+                    );
+                }
+            }
+            (Some(_), true) => {
+                self.clock_lost.set(false);
+                log(
+                    LogLevel::Info,
+                    "aml-auth-filter: the host clock reads again",
+                );
+            }
+            (Some(_), false) => {}
+        }
+        now
     }
 
     pub(super) fn token_settings(&self) -> Option<&TokenSettings> {

@@ -109,7 +109,7 @@ pub fn decide(
             policy,
             pairs(),
             TokenInputs {
-                now: 0,
+                now: None,
                 keys: Keys::NotYet,
                 cache: None,
             },
@@ -217,7 +217,7 @@ mod tests {
         ) -> Verdict {
             self.asked_keys += 1;
             judge(TokenInputs {
-                now: 1_700_000_000,
+                now: Some(1_700_000_000),
                 keys: Keys::NotYet,
                 cache: None,
             })

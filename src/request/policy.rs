@@ -88,11 +88,34 @@ impl Unavailable {
     }
 }
 
+/// The earliest time the host's clock may plausibly read: 2020-01-01T00:00:00Z, in milliseconds
+/// since the Unix epoch. A failed clock host call reads as nothing, an unset clock as about 0.
+pub const EARLIEST_PLAUSIBLE_MS: u64 = 1_577_836_800_000;
+
+/// The latest plausible reading: 2100-01-01T00:00:00Z, in milliseconds since the Unix epoch.
+pub const LATEST_PLAUSIBLE_MS: u64 = 4_102_444_800_000;
+
+/// The host's clock reading (nanoseconds since the Unix epoch, `None` when the host call failed)
+/// as milliseconds, or `None` when it cannot be trusted: unread, or outside
+/// [[`EARLIEST_PLAUSIBLE_MS`], [`LATEST_PLAUSIBLE_MS`]). Nothing time-based is decided without it.
+pub fn plausible_now_ms(reading_ns: Option<u64>) -> Option<u64> {
+    reading_ns
+        .map(|ns| ns / 1_000_000)
+        .filter(|ms| (EARLIEST_PLAUSIBLE_MS..LATEST_PLAUSIBLE_MS).contains(ms))
+}
+
+/// A plausible clock reading in milliseconds as the seconds a token decision uses.
+pub fn seconds(now_ms: u64) -> i64 {
+    i64::try_from(now_ms / 1_000).unwrap_or(i64::MAX)
+}
+
 /// Inputs of a token decision besides the headers.
 #[derive(Clone, Copy, Debug)]
 pub struct TokenInputs<'a> {
-    /// Now, in seconds since the Unix epoch, from the host.
-    pub now: i64,
+    /// Now, in seconds since the Unix epoch, from the host; `None` when the clock could not be
+    /// read (see [`plausible_now_ms`]): every token request is then refused with
+    /// [`Denial::ClockUnavailable`], whatever the keys and the cache hold.
+    pub now: Option<i64>,
     /// The key set.
     pub keys: Keys<'a>,
     /// Verified tokens of this key set, reused after a policy re-check; `None` verifies every
@@ -151,6 +174,7 @@ fn judge_token(
     inputs: TokenInputs<'_>,
     want_principal: bool,
 ) -> Result<(Allowed, Option<String>), Denial> {
+    let now = inputs.now.ok_or(Denial::ClockUnavailable)?;
     let (keys, missing) = match inputs.keys {
         Keys::Ready(keys) => (keys, None),
         Keys::Partial { local, remote } => (local, Some(remote.denial())),
@@ -165,19 +189,18 @@ fn judge_token(
         .map_err(|_| Denial::Token(TokenError::Malformed))?;
     let (verified, cache_hit) = match inputs.cache {
         None => (
-            Rc::new(jwt::verify(token, keys, &service.policy, inputs.now).map_err(refused)?),
+            Rc::new(jwt::verify(token, keys, &service.policy, now).map_err(refused)?),
             None,
         ),
-        Some(cache) => match cache.get(token, inputs.now) {
+        Some(cache) => match cache.get(token, now) {
             Some(hit) => {
-                hit.check_policy(&service.policy, inputs.now)
+                hit.check_policy(&service.policy, now)
                     .map_err(Denial::Token)?;
                 (hit, Some(true))
             }
             None => {
-                let verified = Rc::new(
-                    jwt::verify(token, keys, &service.policy, inputs.now).map_err(refused)?,
-                );
+                let verified =
+                    Rc::new(jwt::verify(token, keys, &service.policy, now).map_err(refused)?);
                 cache.insert(token, Rc::clone(&verified));
                 (verified, Some(false))
             }
@@ -216,7 +239,7 @@ mod tests {
     }
 
     const NO_TOKEN: TokenInputs<'static> = TokenInputs {
-        now: 0,
+        now: Some(1_700_000_000),
         keys: Keys::NotYet,
         cache: None,
     };
@@ -313,7 +336,7 @@ mod tests {
             Verdict::Deny(Denial::KeysUnavailable)
         );
         let stale = TokenInputs {
-            now: 0,
+            now: Some(1_700_000_000),
             keys: Keys::Stale,
             cache: None,
         };
@@ -397,7 +420,7 @@ mod tests {
                     policy,
                     headers(),
                     TokenInputs {
-                        now: *now,
+                        now: Some(*now),
                         keys: Keys::Ready(&keys),
                         cache,
                     },
@@ -416,7 +439,7 @@ mod tests {
             b,
             [("authorization", format!("Bearer {both}").as_bytes())],
             TokenInputs {
-                now,
+                now: Some(now),
                 keys: Keys::Ready(&keys),
                 cache: Some(&cache),
             },
@@ -483,7 +506,7 @@ mod tests {
                     &p,
                     [("authorization", header.as_bytes())],
                     TokenInputs {
-                        now: NOW,
+                        now: Some(NOW),
                         keys: Keys::Partial {
                             local: &local,
                             remote,
@@ -617,7 +640,7 @@ mod tests {
                         policy,
                         [("authorization", header.as_bytes())],
                         TokenInputs {
-                            now: NOW,
+                            now: Some(NOW),
                             keys: Keys::Ready(&keys),
                             cache,
                         },
@@ -631,5 +654,104 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Without a plausible clock a token request is refused with its own 503 reason before the
+    /// keys or the cache are looked at. The host's reading goes through [`plausible_now_ms`]:
+    /// a failed call, 0 (which a failed clock used to read as, where a token that expired a year
+    /// ago passed, also from the cache) and readings outside 2020..2100 are no clock. Key mode
+    /// needs no clock.
+    #[test]
+    fn without_a_plausible_clock_token_requests_are_503_clock_unavailable() {
+        use crate::token::jwks::testkit::{mint, standard_keyset};
+        use serde_json::json;
+
+        const ISS: &str = "https://login.example.com/tenant/v2.0";
+        const NOW: i64 = 1_700_000_000;
+        let p = policy(
+            &json!({"auth_enabled": false, "token_auth_enabled": true,
+                    "token": {"issuer": ISS, "remote_jwks": {"cluster": "c", "uri": "https://h/keys"}}})
+            .to_string(),
+        );
+        let keys = standard_keyset();
+        let header = json!({"alg": "EdDSA", "kid": "ed"});
+        let good = mint(
+            &header,
+            &json!({"iss": ISS, "sub": "s", "iat": NOW - 10, "exp": NOW + 600}),
+        );
+        let expired_a_year_ago = mint(
+            &header,
+            &json!({"iss": ISS, "sub": "s", "exp": NOW - 365 * 86_400}),
+        );
+        let cache = TokenCache::new(&[5; 32], 16);
+        cache.use_key_set(1);
+        let at = |reading_ns: Option<u64>| plausible_now_ms(reading_ns).map(seconds);
+        let judge = |token: &str, now: Option<i64>, cache: Option<&TokenCache>| {
+            let header = format!("Bearer {token}");
+            decide(
+                &p,
+                [("authorization", header.as_bytes())],
+                TokenInputs {
+                    now,
+                    keys: Keys::Ready(&keys),
+                    cache,
+                },
+            )
+        };
+        let now_ns = NOW as u64 * 1_000_000_000;
+        assert!(matches!(
+            judge(&good, at(Some(now_ns)), Some(&cache)),
+            Verdict::Allow(_)
+        ));
+        assert_eq!(
+            judge(&expired_a_year_ago, at(Some(now_ns)), Some(&cache)),
+            Verdict::Deny(Denial::Token(TokenError::Expired))
+        );
+        assert_eq!(cache.len(), 1);
+        let ms_to_ns = |ms: u64| ms * 1_000_000;
+        for reading in [
+            None,
+            Some(0),
+            Some(1),
+            Some(1_000_000_000),
+            Some(ms_to_ns(EARLIEST_PLAUSIBLE_MS) - 1),
+            Some(ms_to_ns(LATEST_PLAUSIBLE_MS)),
+            Some(u64::MAX),
+        ] {
+            assert_eq!(at(reading), None, "{reading:?}");
+            for token in [&good, &expired_a_year_ago] {
+                for cache in [None, Some(&cache)] {
+                    assert_eq!(
+                        judge(token, at(reading), cache),
+                        Verdict::Deny(Denial::ClockUnavailable),
+                        "{reading:?} cached: {}",
+                        cache.is_some()
+                    );
+                }
+            }
+            assert_eq!(
+                judge("", at(reading), None),
+                Verdict::Deny(Denial::EmptyCredential)
+            );
+        }
+        assert_eq!(
+            at(Some(ms_to_ns(EARLIEST_PLAUSIBLE_MS))),
+            Some(1_577_836_800)
+        );
+        assert_eq!(Denial::ClockUnavailable.http_status(), 503);
+        assert_eq!(Denial::ClockUnavailable.code(), "clock_unavailable");
+        let keyed = policy(r#"{"primary_key":"pk-1","secondary_key":"sk-2"}"#);
+        assert!(matches!(
+            decide(
+                &keyed,
+                [("authorization", &b"Bearer pk-1"[..])],
+                TokenInputs {
+                    now: at(Some(0)),
+                    keys: Keys::NotYet,
+                    cache: None,
+                },
+            ),
+            Verdict::Allow(_)
+        ));
     }
 }

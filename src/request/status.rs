@@ -31,6 +31,9 @@ pub enum Denial {
     KeysUnavailable,
     /// The last key set is older than `max_stale_seconds`: token requests fail closed (503).
     KeysStale,
+    /// The host's clock could not be read, or read an implausible time (before 2020): no token
+    /// is judged at a guessed time (503).
+    ClockUnavailable,
     /// The request's Host or path cannot be read one way, or it carries a token in the query
     /// (400, before any credential is looked at).
     Target(TargetError),
@@ -68,6 +71,7 @@ impl Denial {
             Denial::ClaimNotAllowed(_) => "claim_not_allowed",
             Denial::KeysUnavailable => "jwks_unavailable",
             Denial::KeysStale => "jwks_stale",
+            Denial::ClockUnavailable => "clock_unavailable",
             Denial::Target(e) => e.code(),
             Denial::NoService => "no_service",
             Denial::RouteChanged => "route_changed",
@@ -92,6 +96,9 @@ impl Denial {
                 "the token signing keys are not available yet; retry shortly"
             }
             Denial::KeysStale => "the token signing keys are too old to be trusted; retry later",
+            Denial::ClockUnavailable => {
+                "the current time cannot be read, so no token can be judged; retry shortly"
+            }
             Denial::Target(e) => e.message(),
             Denial::NoService => "no service of this gateway owns the route this request takes",
             Denial::RouteChanged => {
@@ -109,7 +116,7 @@ impl Denial {
             Denial::NoService | Denial::RouteChanged => 403,
             Denial::Token(e) if e.is_forbidden() => 403,
             Denial::ClaimNotAllowed(_) => 403,
-            Denial::KeysUnavailable | Denial::KeysStale => 503,
+            Denial::KeysUnavailable | Denial::KeysStale | Denial::ClockUnavailable => 503,
             _ => 401,
         }
     }
@@ -118,7 +125,10 @@ impl Denial {
     /// or when it could not be judged.
     fn bearer_error(self) -> Option<&'static str> {
         match self {
-            Denial::MissingCredential | Denial::KeysUnavailable | Denial::KeysStale => None,
+            Denial::MissingCredential
+            | Denial::KeysUnavailable
+            | Denial::KeysStale
+            | Denial::ClockUnavailable => None,
             Denial::Token(e) if e.is_forbidden() => Some("insufficient_scope"),
             Denial::ClaimNotAllowed(_) => Some("insufficient_scope"),
             _ => Some("invalid_token"),
@@ -365,7 +375,11 @@ mod tests {
         assert_eq!(body["error"], "insufficient_scope");
         assert_eq!(body["reason"], "claim_not_allowed");
         assert_eq!(body["claim"], "ro\"les");
-        for denial in [Denial::KeysUnavailable, Denial::KeysStale] {
+        for denial in [
+            Denial::KeysUnavailable,
+            Denial::KeysStale,
+            Denial::ClockUnavailable,
+        ] {
             let r = reply(denial, "aml");
             assert_eq!(r.status, 503);
             assert_eq!(

@@ -548,6 +548,8 @@ pub struct Envoy {
 pub struct EnvoyOptions {
     pub concurrency: u32,
     pub extra_args: Vec<String>,
+    /// Extra environment variables of the Envoy process (`LD_PRELOAD` of a clock shim...).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for EnvoyOptions {
@@ -555,6 +557,7 @@ impl Default for EnvoyOptions {
         EnvoyOptions {
             concurrency: 1,
             extra_args: Vec::new(),
+            env: Vec::new(),
         }
     }
 }
@@ -575,6 +578,7 @@ fn envoy_command(config_path: &Path, dir: &Path, opts: &EnvoyOptions) -> Command
         .arg("--admin-address-path")
         .arg(dir.join("admin.txt"))
         .args(&opts.extra_args)
+        .envs(opts.env.iter().map(|(k, v)| (k, v)))
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -800,6 +804,66 @@ pub const AUDIENCE: &str = "https://ml.azure.com";
 pub fn signing_key(name: &str) -> aml_auth_filter::signing::SigningKey {
     let path = repo_root().join("tests/data").join(name);
     aml_auth_filter::signing::SigningKey::from_pem(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// A preloadable shim that makes the wall clock (`clock_gettime(CLOCK_REALTIME)`,
+/// `gettimeofday`, `time`) of the process read 0 while the file `flag` exists, built with gcc
+/// into `dir`; `None` when gcc is missing. The real time comes from the raw syscall.
+pub fn zero_clock_shim(dir: &Path, flag: &Path) -> Option<PathBuf> {
+    let source = dir.join("zero_clock.c");
+    let library = dir.join("zero_clock.so");
+    let flag = flag.to_str().unwrap();
+    assert!(
+        !flag.contains(['"', '\\']),
+        "{flag}: a path the shim can hold"
+    );
+    std::fs::write(
+        &source,
+        format!(
+            r#"#define _GNU_SOURCE
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+static int zero(void) {{ return syscall(SYS_access, "{flag}", F_OK) == 0; }}
+int clock_gettime(clockid_t clock, struct timespec *ts) {{
+    long r = syscall(SYS_clock_gettime, clock, ts);
+    if (r == 0 && ts && (clock == CLOCK_REALTIME || clock == CLOCK_REALTIME_COARSE) && zero()) {{
+        ts->tv_sec = 0;
+        ts->tv_nsec = 0;
+    }}
+    return (int)r;
+}}
+int gettimeofday(struct timeval *tv, void *tz) {{
+    struct timespec ts;
+    long r = clock_gettime(CLOCK_REALTIME, &ts);
+    if (r == 0 && tv) {{
+        tv->tv_sec = ts.tv_sec;
+        tv->tv_usec = ts.tv_nsec / 1000;
+    }}
+    (void)tz;
+    return (int)r;
+}}
+time_t time(time_t *out) {{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (out) *out = ts.tv_sec;
+    return ts.tv_sec;
+}}
+"#
+        ),
+    )
+    .ok()?;
+    let built = Command::new("gcc")
+        .args(["-shared", "-fPIC", "-O2", "-o"])
+        .arg(&library)
+        .arg(&source)
+        .status();
+    match built {
+        Ok(status) if status.success() => Some(library),
+        Ok(status) => panic!("gcc could not build the clock shim: {status}"),
+        Err(_) => None,
+    }
 }
 
 /// Seconds since the Unix epoch.

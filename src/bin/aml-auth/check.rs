@@ -343,7 +343,7 @@ pub fn check(req: &Request<'_>) -> Result<Report, CliError> {
         Loaded::Nothing => (Keys::NotYet, None),
     };
     let inputs = TokenInputs {
-        now: req.at,
+        now: Some(req.at),
         keys: keys_in,
         cache: None,
     };
@@ -417,7 +417,10 @@ fn claims_outcome(cfg: &FilterConfig, verdict: &Verdict, trace_failures: &[Token
         }
         Verdict::Deny(d)
             if status::KEY_DENIALS.contains(d)
-                || matches!(d, Denial::KeysUnavailable | Denial::KeysStale) =>
+                || matches!(
+                    d,
+                    Denial::KeysUnavailable | Denial::KeysStale | Denial::ClockUnavailable
+                ) =>
         {
             format!("not run ({})", d.code())
         }
