@@ -53,7 +53,7 @@ fuzz_target!(|data: &[u8]| {
         &service,
         headers,
         TokenInputs {
-            now,
+            now: Some(now),
             keys: Keys::Ready(keyset()),
             cache: None,
         },
