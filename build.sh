@@ -53,11 +53,14 @@ ensure_envoy() {
 
 # The module's exports: exactly the callbacks src/host/ implements, plus what the VM needs.
 # Envoy skips a callback the module does not export, so every other export the proxy-wasm SDK
-# defines (response, body, trailer, log, done, network, gRPC, queue callbacks) would only cost a
-# call into V8 per request. A callback added to src/host/ must be added here, or it never runs.
+# defines (response, body, log, done, network, gRPC, queue callbacks) would only cost a call into
+# V8 per request. proxy_on_request_trailers runs only for a request that has trailers (Envoy calls
+# a filter's decodeTrailers for those alone). A callback added to src/host/ must be added here,
+# or it never runs.
 WASM_EXPORTS=(memory _initialize proxy_abi_version_0_2_1 proxy_on_memory_allocate
   proxy_on_context_create proxy_on_vm_start proxy_on_configure proxy_on_tick
-  proxy_on_http_call_response proxy_on_request_headers proxy_on_delete)
+  proxy_on_http_call_response proxy_on_request_headers proxy_on_request_trailers
+  proxy_on_delete)
 # Binaryen 108 needs the post-MVP features Rust emits named explicitly.
 BINARYEN_FEATURES=(--enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int
   --enable-mutable-globals)

@@ -34,7 +34,8 @@ fn plugin_config() -> Value {
                 {"claim": "roles", "header": "x-roles"},
                 {"claim": "oid", "header": "x-caller"},
                 {"claim": "big", "header": "x-big"},
-                {"claim": "name", "header": "x-name"}
+                {"claim": "name", "header": "x-name"},
+                {"claim": "sub", "header": "x-aml-caller-oid"}
             ]
         },
         "services": [
@@ -304,4 +305,142 @@ fn the_principal_and_service_reach_the_access_log() {
     for secret in [PRIMARY, SECONDARY, token.as_str()] {
         assert!(!log.contains(secret));
     }
+}
+
+/// Every spelling of a claim header a server may read as that header: underscores for dashes
+/// (WSGI and CGI fold both into one variable), any case, in the headers or the trailers, over
+/// HTTP/1.1 and HTTP/2, with Envoy left at its default `headers_with_underscores_action: ALLOW`
+/// and trailers enabled both ways (HTTP/1.1 drops them otherwise).
+#[test]
+fn claim_header_spellings_and_trailers_never_reach_the_upstream() {
+    let upstream = Server::upstream();
+    let mut boot = filter_in_front_of(&plugin_config(), &upstream);
+    let hcm = &mut boot["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+        ["typed_config"];
+    hcm["http_protocol_options"] = json!({"enable_trailers": true});
+    hcm["common_http_protocol_options"] = json!({"headers_with_underscores_action": "ALLOW"});
+    boot["static_resources"]["clusters"][0]["typed_extension_protocol_options"] = json!({
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+            "explicit_http_config": {"http_protocol_options": {"enable_trailers": true}}
+        }
+    });
+    let envoy = Envoy::start(&boot);
+    let created = envoy.vm_created();
+    let token = bearer(&token_with(json!({})));
+    let key = bearer(PRIMARY);
+    let spoofed: [(&str, &str); 7] = [
+        ("x_caller", "forged-underscore"),
+        ("X_Roles", "forged-mixed-underscore"),
+        ("x_aml_caller_oid", "forged-all-underscores"),
+        ("X-Aml_Caller-OID", "forged-mixed-spelling"),
+        ("x-Tenant", "forged-mixed-case"),
+        ("X_BIG", "forged-upper-underscore"),
+        ("x_name", "forged-name"),
+    ];
+    let forged = |req: &Received| -> Vec<String> {
+        req.headers
+            .iter()
+            .chain(&req.trailers)
+            .filter(|(_, v)| v.starts_with("forged"))
+            .map(|(n, v)| format!("{n}: {v}"))
+            .collect()
+    };
+    let chunked = |path: &str, credential: &str, trailers: &[(&str, &str)]| -> Vec<u8> {
+        let mut raw = format!(
+            "POST {path} HTTP/1.1\r\nhost: test.local\r\nconnection: close\r\nauthorization: {credential}\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n"
+        );
+        for (n, v) in trailers {
+            raw.push_str(&format!("{n}: {v}\r\n"));
+        }
+        raw.push_str("\r\n");
+        raw.into_bytes()
+    };
+    let trailers: [(&str, &str); 4] = [
+        ("x-caller", "forged-trailer"),
+        ("x_roles", "forged-trailer-underscore"),
+        ("X-Tenant", "forged-trailer-mixed-case"),
+        ("x-kept", "kept"),
+    ];
+    for (path, credential) in [
+        ("/score", token.as_str()),
+        ("/keyed/score", key.as_str()),
+        ("/open/score", ""),
+    ] {
+        upstream.clear();
+        let mut headers: Vec<(&str, &str)> = spoofed.to_vec();
+        if !credential.is_empty() {
+            headers.push(("authorization", credential));
+        }
+        let resp = get(envoy.main(), path, &headers);
+        assert_eq!(resp.status, 200, "HTTP/1.1 {path}: {}", resp.text());
+        let got = upstream.received();
+        assert_eq!(got.len(), 1, "{path}");
+        assert!(
+            forged(&got[0]).is_empty(),
+            "HTTP/1.1 {path}: {:?}",
+            forged(&got[0])
+        );
+
+        upstream.clear();
+        let resp = send_raw(envoy.main(), &chunked(path, credential, &trailers));
+        assert_eq!(
+            resp.status,
+            200,
+            "HTTP/1.1 trailers {path}: {}",
+            resp.text()
+        );
+        let got = upstream.received();
+        assert_eq!(got[0].body, b"hello", "{path}");
+        assert_eq!(
+            got[0].trailers,
+            [("x-kept".to_string(), "kept".to_string())],
+            "HTTP/1.1 trailers {path}"
+        );
+
+        upstream.clear();
+        let mut h2: Vec<(&[u8], &[u8])> = vec![
+            (b":method", b"POST"),
+            (b":scheme", b"http"),
+            (b":authority", b"test.local"),
+            (b":path", path.as_bytes()),
+            (b"x_caller", b"forged-h2-underscore"),
+            (b"x_tenant", b"forged-h2-underscore"),
+            (b"x-aml_caller-oid", b"forged-h2-inner-underscore"),
+        ];
+        if !credential.is_empty() {
+            h2.push((b"authorization", credential.as_bytes()));
+        }
+        let h2_trailers: [(&[u8], &[u8]); 3] = [
+            (b"x-caller", b"forged-h2-trailer"),
+            (b"x_big", b"forged-h2-trailer-underscore"),
+            (b"x-kept", b"kept"),
+        ];
+        let (status, _) = h2_request(envoy.main(), &h2, b"hello", &h2_trailers)
+            .unwrap_or_else(|e| panic!("HTTP/2 {path}: {e}"));
+        assert_eq!(status, 200, "HTTP/2 {path}");
+        let got = upstream.received();
+        assert_eq!(got.len(), 1, "{path}");
+        assert!(
+            forged(&got[0]).is_empty(),
+            "HTTP/2 {path}: {:?}",
+            forged(&got[0])
+        );
+        assert_eq!(
+            got[0].trailers,
+            [("x-kept".to_string(), "kept".to_string())],
+            "HTTP/2 trailers {path}"
+        );
+    }
+    // The token request still gets its own claim headers, set by the filter.
+    upstream.clear();
+    assert_eq!(
+        get_bearer(envoy.main(), "/score", &token_with(json!({}))).status,
+        200
+    );
+    assert_eq!(
+        upstream.received()[0].header_values("x-caller"),
+        ["oid-0001"]
+    );
+    envoy.assert_no_vm_restart(created);
 }

@@ -15,6 +15,8 @@ const NOT_FOUND: u32 = 1;
 
 /// Request headers of the current stream.
 pub const HTTP_REQUEST_HEADERS: u32 = 0;
+/// Request trailers of the current stream.
+pub const HTTP_REQUEST_TRAILERS: u32 = 1;
 /// Header map of an HTTP call's response.
 pub const HTTP_CALL_RESPONSE_HEADERS: u32 = 6;
 /// Body of an HTTP call's response.

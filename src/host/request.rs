@@ -12,6 +12,7 @@ use crate::request::decision::{self, Scope};
 use crate::request::policy::{self, Allowed, Exposed, Keys, TokenInputs, Verdict};
 use crate::request::status::{self, Denial, LocalReply};
 use crate::stats;
+use crate::token::claims;
 use crate::token::jwt::TokenError;
 
 pub(super) struct Request {
@@ -48,13 +49,27 @@ pub(super) fn declare_judged_state() {
     }
 }
 
-/// Removes every configured claim header from the request; false when the host refused.
-fn strip_claim_headers(state: &State) -> bool {
-    state
-        .config
-        .claim_headers
-        .iter()
-        .all(|name| abi::remove_header(abi::HTTP_REQUEST_HEADERS, name).is_ok())
+/// Header pairs as the host gives them: names lowercase, values as bytes.
+type Pairs = Vec<(String, Vec<u8>)>;
+
+/// Removes from a header map (request headers or trailers) every header spelling a configured
+/// claim header (see [`claims::is_claim_header_spelling`]), read in one pass over its pairs: no
+/// host call besides that read when none matches. Returns the pairs left; `Err` when the host
+/// refused the read or a removal.
+fn strip_claim_headers(state: &State, map: u32) -> Result<Pairs, abi::HostStatus> {
+    let mut pairs = abi::get_header_pairs(map)?;
+    let claim_headers = &state.config.claim_headers;
+    let mut removed: Vec<String> = Vec::new();
+    for (name, _) in &pairs {
+        if claims::is_claim_header_spelling(claim_headers, name) && !removed.contains(name) {
+            abi::remove_header(map, name)?;
+            removed.push(name.clone());
+        }
+    }
+    if !removed.is_empty() {
+        pairs.retain(|(name, _)| !removed.contains(name));
+    }
+    Ok(pairs)
 }
 
 /// Records the caller's identity and service as filter state (`wasm.aml_auth_principal`,
@@ -101,7 +116,10 @@ impl HttpContext for Request {
         let upstream = state.config.phase == Phase::Upstream;
         if upstream {
             if let Some(judged) = property(&[JUDGED_STATE]) {
-                let host = &mut RequestHost(&state);
+                let host = &mut RequestHost {
+                    state: &state,
+                    headers: None,
+                };
                 if decision::serves_judged(&state.config, &state.router, host, &judged) {
                     return Action::Continue;
                 }
@@ -112,15 +130,23 @@ impl HttpContext for Request {
                 return send_local_reply(&state.reply(denial));
             }
         }
-        if !strip_claim_headers(&state) {
-            log(
-                LogLevel::Error,
-                "aml-auth-filter: could not remove incoming claim headers; request refused",
-            );
-            return host_error_reply();
+        let mut host = RequestHost {
+            state: &state,
+            headers: None,
+        };
+        if !state.config.claim_headers.is_empty() {
+            match strip_claim_headers(&state, abi::HTTP_REQUEST_HEADERS) {
+                Ok(pairs) => host.headers = Some(pairs),
+                Err(_) => {
+                    log(
+                        LogLevel::Error,
+                        "aml-auth-filter: could not remove incoming claim headers; request refused",
+                    );
+                    return host_error_reply();
+                }
+            }
         }
-        let Ok(outcome) = decision::decide(&state.config, &state.router, &mut RequestHost(&state))
-        else {
+        let Ok(outcome) = decision::decide(&state.config, &state.router, &mut host) else {
             return host_error_reply();
         };
         if let Verdict::Allow(allowed) = &outcome.verdict {
@@ -153,14 +179,37 @@ impl HttpContext for Request {
             Verdict::PassThrough | Verdict::Allow(_) => Action::Continue,
         }
     }
+
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        let Some(state) = self.state.as_ref() else {
+            return Action::Continue;
+        };
+        if state.config.claim_headers.is_empty()
+            || strip_claim_headers(state, abi::HTTP_REQUEST_TRAILERS).is_ok()
+        {
+            return Action::Continue;
+        }
+        log(
+            LogLevel::Error,
+            "aml-auth-filter: could not remove claim-named request trailers; request refused",
+        );
+        host_error_reply()
+    }
 }
 
 /// What the request decision may ask of the host.
-struct RequestHost<'a>(&'a State);
+struct RequestHost<'a> {
+    state: &'a State,
+    /// The request headers when already read (and stripped of claim headers).
+    headers: Option<Pairs>,
+}
 
 impl decision::Host for RequestHost<'_> {
     fn headers(&mut self) -> Option<Vec<(String, Vec<u8>)>> {
-        abi::get_header_pairs(abi::HTTP_REQUEST_HEADERS).ok()
+        match self.headers.take() {
+            Some(pairs) => Some(pairs),
+            None => abi::get_header_pairs(abi::HTTP_REQUEST_HEADERS).ok(),
+        }
     }
 
     fn property(&mut self, path: &[&str]) -> Option<String> {
@@ -168,7 +217,7 @@ impl decision::Host for RequestHost<'_> {
     }
 
     fn with_token_inputs(&mut self, judge: &mut dyn FnMut(TokenInputs<'_>) -> Verdict) -> Verdict {
-        let state = self.0;
+        let state = self.state;
         let Some(now) = now_ms() else {
             return judge(TokenInputs {
                 now: None,

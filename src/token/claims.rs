@@ -88,6 +88,22 @@ pub fn header_value(
     Some(rendered)
 }
 
+/// Whether a request header or trailer `name` is a spelling of one of `claim_headers`: equal
+/// after ASCII lowercasing and reading `_` as `-`, the folding WSGI and CGI servers apply when
+/// they turn a header into a variable (`x_aml_caller_oid` lands where `x-aml-caller-oid` does).
+pub fn is_claim_header_spelling(claim_headers: &[String], name: &str) -> bool {
+    let fold = |b: u8| {
+        if b == b'_' {
+            b'-'
+        } else {
+            b.to_ascii_lowercase()
+        }
+    };
+    claim_headers
+        .iter()
+        .any(|h| h.len() == name.len() && h.bytes().map(fold).eq(name.bytes().map(fold)))
+}
+
 /// The compact text of the top-level member `name` of the JSON object `raw`.
 fn raw_member(raw: &[u8], name: &str) -> Option<String> {
     let mut de = serde_json::Deserializer::from_slice(raw);
@@ -181,6 +197,29 @@ mod tests {
         );
         assert_eq!(first_unmet(claims, &rules[..1]), None);
         assert_eq!(first_unmet(claims, &[]), None);
+    }
+
+    #[test]
+    fn claim_header_spellings() {
+        let configured = ["x-aml-caller-oid".to_string(), "x_tenant".to_string()];
+        let cases: &[(&str, bool)] = &[
+            ("x-aml-caller-oid", true),
+            ("x_aml_caller_oid", true),
+            ("X-Aml_Caller-OID", true),
+            ("x-aml_caller-oid", true),
+            ("x-tenant", true),
+            ("X_TENANT", true),
+            ("x-aml-caller-oid2", false),
+            ("x-aml-caller.oid", false),
+            ("x-aml-caller-oi", false),
+            ("xaml-caller-oid", false),
+            ("x-tenant ", false),
+            ("", false),
+        ];
+        for (name, want) in cases {
+            assert_eq!(is_claim_header_spelling(&configured, name), *want, "{name}");
+        }
+        assert!(!is_claim_header_spelling(&[], "x-tenant"));
     }
 
     #[test]

@@ -94,6 +94,8 @@ pub struct Received {
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// Trailers of a chunked body.
+    pub trailers: Vec<(String, String)>,
 }
 
 impl Received {
@@ -326,6 +328,15 @@ fn read_body<R: BufRead>(
     headers: &[(String, String)],
     until_close: bool,
 ) -> Option<Vec<u8>> {
+    read_body_and_trailers(reader, headers, until_close).map(|(body, _)| body)
+}
+
+/// A message body and, for a chunked one, its trailers.
+fn read_body_and_trailers<R: BufRead>(
+    reader: &mut R,
+    headers: &[(String, String)],
+    until_close: bool,
+) -> Option<(Vec<u8>, Vec<(String, String)>)> {
     let get = |name: &str| {
         headers
             .iter()
@@ -338,24 +349,36 @@ fn read_body<R: BufRead>(
             let mut size_line = String::new();
             reader.read_line(&mut size_line).ok()?;
             let size = usize::from_str_radix(size_line.trim().split(';').next()?, 16).ok()?;
+            if size == 0 {
+                let mut trailers = Vec::new();
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).ok()? == 0 {
+                        return None;
+                    }
+                    let line = line.trim_end_matches(['\r', '\n']);
+                    if line.is_empty() {
+                        return Some((body, trailers));
+                    }
+                    let (n, v) = line.split_once(':')?;
+                    trailers.push((n.trim().to_string(), v.trim().to_string()));
+                }
+            }
             let mut chunk = vec![0u8; size + 2];
             reader.read_exact(&mut chunk).ok()?;
-            if size == 0 {
-                return Some(body);
-            }
             body.extend_from_slice(&chunk[..size]);
         }
     }
     if let Some(len) = get("content-length") {
         let mut body = vec![0u8; len.parse().ok()?];
         reader.read_exact(&mut body).ok()?;
-        return Some(body);
+        return Some((body, Vec::new()));
     }
     let mut body = Vec::new();
     if until_close {
         reader.read_to_end(&mut body).ok()?;
     }
-    Some(body)
+    Some((body, Vec::new()))
 }
 
 fn read_request<R: BufRead>(reader: &mut R) -> Option<Received> {
@@ -363,13 +386,14 @@ fn read_request<R: BufRead>(reader: &mut R) -> Option<Received> {
     let mut parts = first.split(' ');
     let method = parts.next()?.to_string();
     let path = parts.next()?.to_string();
-    let body = read_body(reader, &headers, false)?;
+    let (body, trailers) = read_body_and_trailers(reader, &headers, false)?;
     Some(Received {
         at: Instant::now(),
         method,
         path,
         headers,
         body,
+        trailers,
     })
 }
 
@@ -1076,10 +1100,10 @@ pub fn status_of(block: &[u8]) -> u16 {
 
 /// One GET over h2c with these pseudo-headers and headers (raw bytes); status and body.
 pub fn h2_get(addr: SocketAddr, headers: &[(&[u8], &[u8])]) -> Result<(u16, Vec<u8>), String> {
-    let mut stream = TcpStream::connect(addr).map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .map_err(|e| e.to_string())?;
+    h2_request(addr, headers, b"", &[])
+}
+
+fn hpack_literals(headers: &[(&[u8], &[u8])]) -> Vec<u8> {
     let mut block = Vec::new();
     for (name, value) in headers {
         block.push(0x00);
@@ -1088,9 +1112,36 @@ pub fn h2_get(addr: SocketAddr, headers: &[(&[u8], &[u8])]) -> Result<(u16, Vec<
         hpack_int(&mut block, 7, 0, value.len());
         block.extend_from_slice(value);
     }
+    block
+}
+
+/// One request over h2c: headers, then the body (when not empty) and the trailers (when not
+/// empty) in their own frames; status and body.
+pub fn h2_request(
+    addr: SocketAddr,
+    headers: &[(&[u8], &[u8])],
+    body: &[u8],
+    trailers: &[(&[u8], &[u8])],
+) -> Result<(u16, Vec<u8>), String> {
+    let mut stream = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .map_err(|e| e.to_string())?;
     let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
     out.extend(frame(4, 0, 0, &[]));
-    out.extend(frame(1, 0x5, 1, &block));
+    let ends_here = body.is_empty() && trailers.is_empty();
+    out.extend(frame(
+        1,
+        if ends_here { 0x5 } else { 0x4 },
+        1,
+        &hpack_literals(headers),
+    ));
+    if !body.is_empty() {
+        out.extend(frame(0, if trailers.is_empty() { 1 } else { 0 }, 1, body));
+    }
+    if !trailers.is_empty() {
+        out.extend(frame(1, 0x5, 1, &hpack_literals(trailers)));
+    }
     stream.write_all(&out).map_err(|e| e.to_string())?;
     let (mut status, mut body) = (0u16, Vec::new());
     let deadline = Instant::now() + Duration::from_secs(20);
