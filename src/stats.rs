@@ -29,10 +29,13 @@ pub enum Event {
     TokenCacheHit,
     /// `token_cache.miss` (counted globally only).
     TokenCacheMiss,
+    /// `principal_withheld`: an allowed request whose principal was not exposed, as it is not
+    /// safe in a text log.
+    PrincipalWithheld,
 }
 
 /// Every event but the per-reason ones, for the docs/stats.md check and stat tables.
-pub const EVENTS: [Event; 8] = [
+pub const EVENTS: [Event; 9] = [
     Event::PassedThrough,
     Event::Allowed,
     Event::Denied,
@@ -41,6 +44,7 @@ pub const EVENTS: [Event; 8] = [
     Event::TokenAccepted,
     Event::TokenCacheHit,
     Event::TokenCacheMiss,
+    Event::PrincipalWithheld,
 ];
 
 impl Event {
@@ -57,6 +61,7 @@ impl Event {
             Event::TokenAccepted => ("", "token_accepted"),
             Event::TokenCacheHit => ("", "token_cache.hit"),
             Event::TokenCacheMiss => ("", "token_cache.miss"),
+            Event::PrincipalWithheld => ("", "principal_withheld"),
         }
     }
 
@@ -86,9 +91,14 @@ pub fn scope_name(config: &FilterConfig, scope: Scope) -> Option<&str> {
 
 /// The events a verdict counts, in order.
 pub fn events(verdict: &Verdict) -> impl Iterator<Item = Event> {
-    let list: [Option<Event>; 3] = match verdict {
-        Verdict::PassThrough => [Some(Event::PassedThrough), None, None],
-        Verdict::Deny(d) => [Some(Event::Denied), Some(Event::DeniedBecause(*d)), None],
+    let list: [Option<Event>; 4] = match verdict {
+        Verdict::PassThrough => [Some(Event::PassedThrough), None, None, None],
+        Verdict::Deny(d) => [
+            Some(Event::Denied),
+            Some(Event::DeniedBecause(*d)),
+            None,
+            None,
+        ],
         Verdict::Allow(a) => [
             Some(Event::Allowed),
             Some(match a.key {
@@ -103,6 +113,10 @@ pub fn events(verdict: &Verdict) -> impl Iterator<Item = Event> {
                     Event::TokenCacheMiss
                 }
             }),
+            a.exposed
+                .as_ref()
+                .filter(|e| e.principal_withheld)
+                .map(|_| Event::PrincipalWithheld),
         ],
     };
     list.into_iter().flatten()
@@ -111,7 +125,7 @@ pub fn events(verdict: &Verdict) -> impl Iterator<Item = Event> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::request::policy::Allowed;
+    use crate::request::policy::{Allowed, Exposed};
 
     /// The `aml_auth.` names of the stats table in `docs/stats.md`, outside the JWKS rows.
     fn documented_request_stats() -> Vec<String> {
@@ -161,7 +175,7 @@ mod tests {
                 ..Allowed::default()
             })
         };
-        let table: Vec<(Verdict, Vec<Event>)> = vec![
+        let mut table: Vec<(Verdict, Vec<Event>)> = vec![
             (Verdict::PassThrough, vec![Event::PassedThrough]),
             (
                 Verdict::Deny(Denial::MissingCredential),
@@ -187,6 +201,24 @@ mod tests {
                 vec![Event::Allowed, Event::TokenAccepted, Event::TokenCacheMiss],
             ),
         ];
+        let withheld = Verdict::Allow(Allowed {
+            cache_hit: Some(false),
+            exposed: Some(Exposed {
+                service: "fraud".into(),
+                principal: None,
+                principal_withheld: true,
+            }),
+            ..Allowed::default()
+        });
+        table.push((
+            withheld,
+            vec![
+                Event::Allowed,
+                Event::TokenAccepted,
+                Event::TokenCacheMiss,
+                Event::PrincipalWithheld,
+            ],
+        ));
         for (verdict, want) in table {
             assert_eq!(events(&verdict).collect::<Vec<_>>(), want, "{verdict:?}");
         }

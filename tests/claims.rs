@@ -444,3 +444,99 @@ fn claim_header_spellings_and_trailers_never_reach_the_upstream() {
     );
     envoy.assert_no_vm_restart(created);
 }
+
+/// The access-log format `envoy/envoy.yaml` ships (its one `inline_string`).
+fn shipped_log_format() -> String {
+    let yaml = std::fs::read_to_string(repo_root().join("envoy/envoy.yaml")).unwrap();
+    let line = yaml
+        .lines()
+        .find(|l| {
+            l.trim_start()
+                .starts_with("inline_string: \"[%START_TIME%]")
+        })
+        .expect("envoy/envoy.yaml has no access-log inline_string");
+    let quoted = line
+        .trim_start()
+        .trim_start_matches("inline_string:")
+        .trim();
+    serde_json::from_str(quoted).unwrap()
+}
+
+/// Envoy with the filter and the shipped access-log format, written to a file (the shipped
+/// configuration logs to stdout).
+fn start_with_shipped_log(boot_edit: impl FnOnce(&mut Value)) -> (Server, Envoy, PathBuf) {
+    let upstream = Server::upstream();
+    let log_dir = scratch_dir("claims-shipped-log");
+    let mut boot = filter_in_front_of(&plugin_config(), &upstream);
+    boot["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+        ["access_log"] = json!([{
+        "name": "envoy.access_loggers.file",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+            "path": log_dir.join("access.log"),
+            "log_format": {"text_format_source": {"inline_string": shipped_log_format()}}
+        }
+    }]);
+    boot_edit(&mut boot);
+    (upstream, Envoy::start(&boot), log_dir.join("access.log"))
+}
+
+/// Principals that would add a field or a record to the shipped log format, or make a huge line,
+/// are withheld (logged as `-`, counted): each request logs exactly one line of the shipped
+/// format's seven space-separated fields, with no Unicode line break anywhere.
+#[test]
+fn forged_principals_never_add_a_field_or_record_to_the_shipped_access_log() {
+    let (upstream, envoy, log_file) = start_with_shipped_log(|_| {});
+    let created = envoy.vm_created();
+    let huge = "a".repeat(20 * 1024);
+    let forged: Vec<&str> = vec![
+        r#"mallory" 200 principal=admin"#,
+        "mallory\u{2028}[2026-12-01T00:00:00.000Z] \"GET /admin HTTP/1.1\" 200 principal=admin service=admin",
+        "mallory\u{2029}x",
+        "mallory\u{85}x",
+        "mallory\u{202e}nimda",
+        "mallory\u{200b}",
+        "mallory\u{a0}principal=admin",
+        "mallory\u{3000}principal=admin",
+        r"mallory\x",
+        "mallory principal=admin",
+        &huge,
+    ];
+    let good = "0b1c5f3e-0000-4000-8000-00000000c0de";
+    let mut principals = forged.clone();
+    principals.push(good);
+    for (i, principal) in principals.iter().enumerate() {
+        let token = token_with(json!({"oid": principal}));
+        let resp = get_bearer(envoy.main(), &format!("/score/{i}"), &token);
+        assert_eq!(resp.status, 200, "{principal:?}: {}", resp.text());
+    }
+    let read = || std::fs::read_to_string(&log_file).unwrap_or_default();
+    let complete = wait_until(DEADLINE, || read().lines().count() >= principals.len());
+    let log = read();
+    assert!(complete, "access log:\n{log}");
+    for separator in ['\r', '\u{85}', '\u{2028}', '\u{2029}', '\u{b}', '\u{c}'] {
+        assert!(!log.contains(separator), "{separator:?} in the log:\n{log}");
+    }
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), principals.len(), "access log:\n{log}");
+    for (i, line) in lines.iter().enumerate() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        assert_eq!(fields.len(), 7, "line {i}: {line}");
+        assert!(line.len() < 512, "line {i} is {} bytes", line.len());
+        assert_eq!(fields[1], "\"GET");
+        assert_eq!(fields[2], format!("/score/{i}"));
+        assert_eq!(fields[4], "200");
+        let want = if i < forged.len() { "-" } else { good };
+        assert_eq!(fields[5], format!("principal={want}"), "line {i}: {line}");
+        assert_eq!(fields[6], "service=default", "line {i}: {line}");
+    }
+    // U+0085 (a C1 control) is never copied by the claim-header rule: absent, not withheld.
+    let withheld = forged.len() as i64 - 1;
+    assert_eq!(envoy.stat("aml_auth.principal_withheld"), withheld);
+    assert_eq!(
+        envoy.stat("aml_auth.service.default.principal_withheld"),
+        withheld
+    );
+    assert_eq!(upstream.count(), principals.len());
+    envoy.assert_no_vm_restart(created);
+}

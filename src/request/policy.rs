@@ -47,8 +47,12 @@ pub struct Exposed {
     /// The policy's service name (`default` for the top-level policy).
     pub service: String,
     /// `primary` or `secondary` in key mode; in token mode the principal claim's value, copied
-    /// by the claim-header rule, or `None` when the token has no copyable value for it.
+    /// by the claim-header rule, or `None` when the token has no copyable value for it or the
+    /// value is not safe in a text log ([`claims::is_log_safe`]).
     pub principal: Option<String>,
+    /// The token's principal was withheld: it is not safe in a text log
+    /// (`aml_auth.principal_withheld`).
+    pub principal_withheld: bool,
 }
 
 /// The token key set as the request sees it.
@@ -138,9 +142,13 @@ where
         Err(denial) => return Verdict::Deny(denial),
     };
     let expose = |principal: Option<String>| {
+        let withheld = principal
+            .as_deref()
+            .is_some_and(|p| !claims::is_log_safe(p));
         policy.expose_principal.then(|| Exposed {
             service: policy.name.clone(),
-            principal,
+            principal: principal.filter(|_| !withheld),
+            principal_withheld: withheld,
         })
     };
     match &policy.mode {
@@ -606,6 +614,7 @@ mod tests {
             Some(Exposed {
                 service: service.to_string(),
                 principal: principal.map(str::to_string),
+                principal_withheld: false,
             })
         };
         type Want = Result<Option<Exposed>, Denial>;

@@ -88,6 +88,21 @@ pub fn header_value(
     Some(rendered)
 }
 
+/// The longest principal exposed as filter state, in bytes.
+pub const MAX_PRINCIPAL_BYTES: usize = 256;
+
+/// Whether a principal may be exposed as filter state, where text access logs print it as it
+/// is: 1 to [`MAX_PRINCIPAL_BYTES`] bytes of visible ASCII other than `"` and `\`. So no space,
+/// quote, backslash, control character or non-ASCII character (Unicode line and paragraph
+/// separators, spaces, format characters such as bidi overrides) can add a field or a record
+/// to a log line, and no principal can make a long one.
+pub fn is_log_safe(principal: &str) -> bool {
+    (1..=MAX_PRINCIPAL_BYTES).contains(&principal.len())
+        && principal
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+}
+
 /// Whether a request header or trailer `name` is a spelling of one of `claim_headers`: equal
 /// after ASCII lowercasing and reading `_` as `-`, the folding WSGI and CGI servers apply when
 /// they turn a header into a variable (`x_aml_caller_oid` lands where `x-aml-caller-oid` does).
@@ -197,6 +212,42 @@ mod tests {
         );
         assert_eq!(first_unmet(claims, &rules[..1]), None);
         assert_eq!(first_unmet(claims, &[]), None);
+    }
+
+    #[test]
+    fn log_safe_principals() {
+        let long_ok = "a".repeat(MAX_PRINCIPAL_BYTES);
+        let too_long = "a".repeat(MAX_PRINCIPAL_BYTES + 1);
+        let cases: &[(&str, bool)] = &[
+            ("0b1c5f3e-0000-4000-8000-00000000c0de", true),
+            ("user@contoso.com", true),
+            ("primary", true),
+            ("a=b,c;d[e]{f}'g'", true),
+            ("5", true),
+            (&long_ok, true),
+            (&too_long, false),
+            ("", false),
+            ("mallory\" 200 principal=admin", false),
+            ("a b", false),
+            ("a\"b", false),
+            ("a\\b", false),
+            ("a\tb", false),
+            ("a\nb", false),
+            ("a\u{7f}b", false),
+            ("a\u{85}b", false),
+            ("a\u{a0}b", false),
+            ("a\u{2028}b", false),
+            ("a\u{2029}b", false),
+            ("a\u{202e}b", false),
+            ("a\u{200b}b", false),
+            ("a\u{feff}b", false),
+            ("a\u{3000}b", false),
+            ("é", false),
+            (r#"["a","b"]"#, false),
+        ];
+        for (principal, want) in cases {
+            assert_eq!(is_log_safe(principal), *want, "{principal:?}");
+        }
     }
 
     #[test]
