@@ -540,3 +540,38 @@ fn forged_principals_never_add_a_field_or_record_to_the_shipped_access_log() {
     assert_eq!(upstream.count(), principals.len());
     envoy.assert_no_vm_restart(created);
 }
+
+/// The shipped format logs the path Envoy served, never one a client sends as
+/// `x-envoy-original-path` (Envoy forwards that header from a client as it is).
+#[test]
+fn the_shipped_access_log_records_the_served_path() {
+    let (upstream, envoy, log_file) = start_with_shipped_log(|_| {});
+    let key = bearer(PRIMARY);
+    let requests: [(&str, &[(&str, &str)]); 3] = [
+        ("/keyed/score", &[("x-envoy-original-path", "/open/forged")]),
+        ("/open/score?q=1", &[("x-envoy-original-path", "/keyed/forged")]),
+        ("/keyed/score", &[]),
+    ];
+    for (path, extra) in requests {
+        let mut headers = extra.to_vec();
+        if path.starts_with("/keyed/") {
+            headers.push(("authorization", &key));
+        }
+        assert_eq!(get(envoy.main(), path, &headers).status, 200, "{path}");
+    }
+    let read = || std::fs::read_to_string(&log_file).unwrap_or_default();
+    let complete = wait_until(DEADLINE, || read().lines().count() >= requests.len());
+    let log = read();
+    assert!(complete, "access log:\n{log}");
+    let paths: Vec<&str> = log
+        .lines()
+        .map(|l| l.split(' ').nth(2).unwrap_or_default())
+        .collect();
+    assert_eq!(
+        paths,
+        ["/keyed/score", "/open/score?q=1", "/keyed/score"],
+        "access log:\n{log}"
+    );
+    assert!(!log.contains("forged"), "access log:\n{log}");
+    assert_eq!(upstream.count(), 3);
+}
