@@ -549,7 +549,10 @@ fn the_shipped_access_log_records_the_served_path() {
     let key = bearer(PRIMARY);
     let requests: [(&str, &[(&str, &str)]); 3] = [
         ("/keyed/score", &[("x-envoy-original-path", "/open/forged")]),
-        ("/open/score?q=1", &[("x-envoy-original-path", "/keyed/forged")]),
+        (
+            "/open/score?q=1",
+            &[("x-envoy-original-path", "/keyed/forged")],
+        ),
         ("/keyed/score", &[]),
     ];
     for (path, extra) in requests {

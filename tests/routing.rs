@@ -660,6 +660,8 @@ fn readings_decode_like_python() {
     assert_eq!(status_of(&[0x48, 0x03, b'4', b'0', b'3']), 403);
 }
 
+/// Every spelling a server reads as `access_token` (PHP: `.`, `+`, `%20`, an unmatched `[`, an
+/// array suffix) is refused like the name itself, over HTTP/1.1 and HTTP/2.
 #[test]
 fn access_token_in_the_query_is_refused_where_the_filter_authenticates() {
     let upstream = RawUpstream::start();
@@ -683,7 +685,13 @@ fn access_token_in_the_query_is_refused_where_the_filter_authenticates() {
             (&b"/x?access_token=abc"[..], true),
             (b"/x?a=1&Access%5FToken=abc", true),
             (b"/x?a=1;access_token", true),
+            (b"/x?access.token=abc", true),
+            (b"/x?access+token=abc", true),
+            (b"/x?access%20token=abc", true),
+            (b"/x?access[token=abc", true),
+            (b"/x?a=1&access_token[]=abc", true),
             (b"/x?q=access_token", false),
+            (b"/x?access-token=1", false),
             (b"/x?access_tokens=1", false),
             (b"/public/x?access_token=abc", true),
         ] {
@@ -716,7 +724,13 @@ fn access_token_in_the_query_is_refused_where_the_filter_authenticates() {
                 "/x?access_token=abc",
                 "/x?a=1&Access%5FToken=abc",
                 "/x?a=1;access_token",
+                "/x?access.token=abc",
+                "/x?access+token=abc",
+                "/x?access%20token=abc",
+                "/x?access[token=abc",
+                "/x?a=1&access_token[]=abc",
                 "/x?q=access_token",
+                "/x?access-token=1",
                 "/x?access_tokens=1",
                 "/public/x?access_token=abc"
             ]

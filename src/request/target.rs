@@ -433,8 +433,9 @@ pub fn raw_query(path: &[u8]) -> &[u8] {
         .unwrap_or_default()
 }
 
-/// Whether a query names `access_token` (escapes decoded, any case), the parameter RFC 6750
-/// lets a client put a bearer token in.
+/// Whether a query names `access_token`, the parameter RFC 6750 lets a client put a bearer token
+/// in, in any spelling a server reads as that name: escapes decoded, any case, and PHP's
+/// folding (see [`php_parameter_name`]), the widest of the common servers'.
 pub fn query_has_access_token(query: &[u8]) -> bool {
     const NAME: &[u8] = b"access_token";
     if query.is_empty() {
@@ -442,27 +443,53 @@ pub fn query_has_access_token(query: &[u8]) -> bool {
     }
     query.split(|b| *b == b'&' || *b == b';').any(|pair| {
         let name = pair.split(|b| *b == b'=').next().unwrap_or_default();
-        let mut matched = 0usize;
-        let mut i = 0usize;
-        while let Some(&b) = name.get(i) {
-            let (c, width) = match b {
-                b'%' => match (
-                    name.get(i.saturating_add(1)).copied().and_then(hex),
-                    name.get(i.saturating_add(2)).copied().and_then(hex),
-                ) {
-                    (Some(hi), Some(lo)) => (hi.wrapping_shl(4) | lo, 3),
-                    _ => (b, 1),
-                },
-                _ => (b, 1),
-            };
-            if NAME.get(matched) != Some(&c.to_ascii_lowercase()) {
-                return false;
-            }
-            matched = matched.saturating_add(1);
-            i = i.saturating_add(width);
-        }
-        matched == NAME.len()
+        php_parameter_name(name) == NAME
     })
+}
+
+/// A raw query parameter name as PHP reads it, lowercased: `%XX` escapes decoded and `+` read
+/// as a space; leading spaces dropped; an array suffix (`[` with a `]` after it: `name[]`,
+/// `name[k]`) dropped; every other space, `.` and `[` read as `_`. So `access.token`,
+/// `access+token`, `access%20token`, `access[token` and `access_token[]` all read as
+/// `access_token`. (PHP stops folding after an unmatched `[`; folding on is wider, so never
+/// misses a name PHP reads as `access_token`.)
+fn php_parameter_name(raw: &[u8]) -> Vec<u8> {
+    let mut decoded = Vec::with_capacity(raw.len().min(64));
+    let mut i = 0usize;
+    while let Some(&b) = raw.get(i) {
+        let (c, width) = match b {
+            b'%' => match (
+                raw.get(i.saturating_add(1)).copied().and_then(hex),
+                raw.get(i.saturating_add(2)).copied().and_then(hex),
+            ) {
+                (Some(hi), Some(lo)) => (hi.wrapping_shl(4) | lo, 3),
+                _ => (b, 1),
+            },
+            b'+' => (b' ', 1),
+            _ => (b, 1),
+        };
+        decoded.push(c.to_ascii_lowercase());
+        i = i.saturating_add(width);
+    }
+    let start = decoded
+        .iter()
+        .position(|b| *b != b' ')
+        .unwrap_or(decoded.len());
+    let name = decoded.get(start..).unwrap_or_default();
+    let mut out = Vec::with_capacity(name.len());
+    for (j, &c) in name.iter().enumerate() {
+        match c {
+            b'[' if name
+                .get(j.saturating_add(1)..)
+                .is_some_and(|rest| rest.contains(&b']')) =>
+            {
+                break
+            }
+            b' ' | b'.' | b'[' => out.push(b'_'),
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -713,6 +740,20 @@ mod tests {
             "access%5Ftoken=x",
             "%61ccess_token=x",
             "a=1;access_token=x",
+            "access.token=x",
+            "access+token=x",
+            "access%20token=x",
+            "access[token=x",
+            "access_token[]=x",
+            "access_token[0]=x",
+            "access_token[a][b]=x",
+            "access_token%5B%5D=x",
+            "access%2Etoken=x",
+            "access%5Btoken=x",
+            "ACCESS.TOKEN=x",
+            "+access_token=x",
+            "%20%20access.token",
+            "a=1&access token=x",
         ] {
             assert!(query_has_access_token(q.as_bytes()), "{q}");
         }
@@ -722,6 +763,15 @@ mod tests {
             "access_tokens=x",
             "my_access_token=1",
             "access=1&token=2",
+            "access_token[=x",
+            "access_token]=x",
+            "access]token=x",
+            "access-token=x",
+            "access__token=x",
+            "accesstoken=x",
+            "x[access_token]=1",
+            "access_token_=x",
+            "access%3Dtoken=x",
         ] {
             assert!(!query_has_access_token(q.as_bytes()), "{q}");
         }
