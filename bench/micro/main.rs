@@ -7,7 +7,7 @@
 
 use aml_auth_filter::token::jwks::{parse_jwks, Alg};
 use aml_auth_filter::token::jwt::{self, TokenPolicy};
-use aml_auth_filter::token::token_cache::TokenCache;
+use aml_auth_filter::token::token_cache::{TokenCache, DEFAULT_MAX_BYTES};
 use serde_json::Value;
 
 /// CPU time this process has used, in ns: unlike wall time, barely moved by other processes
@@ -182,7 +182,7 @@ fn main() -> std::process::ExitCode {
         .and_then(Value::as_str)
     {
         let tokens = vec![token.to_string()];
-        let cache = TokenCache::new(&[7u8; 32], 16);
+        let cache = TokenCache::new(&[7u8; 32], DEFAULT_MAX_BYTES, 16);
         cache.use_key_set(1);
         if let Ok(verified) = jwt::verify(token, &keys, &policy, now) {
             cache.insert(token, std::rc::Rc::new(verified));

@@ -104,7 +104,10 @@ pub(super) fn compile_services(
     if items.len() > MAX_SERVICES {
         return Err(ConfigError::new(
             path,
-            format!("at most {MAX_SERVICES} services are supported"),
+            format!(
+                "at most {MAX_SERVICES} services are supported, found {}",
+                items.len()
+            ),
         ));
     }
     let mut names = std::collections::HashSet::new();

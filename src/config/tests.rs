@@ -618,6 +618,35 @@ fn new_field_refusals_name_the_field() {
             "services[0].expose_principal",
             "true or false",
         ),
+        (
+            token_config(
+                "",
+                r#","issuer":"https://a","cache_max_bytes":1073741825"#,
+                "",
+            ),
+            "token.cache_max_bytes",
+            "from 0 to 1073741824",
+        ),
+        (
+            token_config("", r#","issuer":"https://a","cache_max_bytes":-1"#, ""),
+            "token.cache_max_bytes",
+            "from 0 to 1073741824",
+        ),
+        (
+            token_config("", r#","issuer":"https://a","cache_max_bytes":1.5"#, ""),
+            "token.cache_max_bytes",
+            "from 0 to 1073741824",
+        ),
+        (
+            token_config("", r#","issuer":"https://a","cache_max_bytes":"8MiB""#, ""),
+            "token.cache_max_bytes",
+            "whole number",
+        ),
+        (
+            token_config("", iss, &svc(r#","token":{"cache_max_bytes":1024}"#)),
+            "services[0].token.cache_max_bytes",
+            "unknown",
+        ),
     ];
     for (json, field, fragment) in &cases {
         let err = parse_str(json).unwrap_err();
@@ -773,4 +802,38 @@ fn route_selection_is_all_or_nothing() {
         assert_eq!(err.field, *field, "{json}: {err}");
         assert!(err.message.contains(fragment), "{json}: {err}");
     }
+}
+
+#[test]
+fn the_token_cache_budget_defaults_and_is_configurable() {
+    let iss = r#","issuer":"https://a""#;
+    let budget = |token: &str| {
+        parse_str(&token_config("", token, ""))
+            .unwrap()
+            .token
+            .unwrap()
+            .cache_max_bytes
+    };
+    assert_eq!(budget(iss), crate::token::token_cache::DEFAULT_MAX_BYTES);
+    for (given, want) in [("0", 0), ("65536", 65_536), ("1073741824", 1 << 30)] {
+        assert_eq!(budget(&format!(r#"{iss},"cache_max_bytes":{given}"#)), want);
+    }
+}
+
+#[test]
+fn at_most_max_services_are_accepted_and_the_refusal_names_field_and_limit() {
+    let services = |n: usize| {
+        let list: Vec<String> = (0..n)
+            .map(|i| format!(r#"{{"name":"s{i}","path_prefix":"/s{i}/"}}"#))
+            .collect();
+        format!(r#"{{"primary_key":"K","services":[{}]}}"#, list.join(","))
+    };
+    assert_eq!(
+        parse_str(&services(MAX_SERVICES)).unwrap().services.len(),
+        MAX_SERVICES
+    );
+    let err = parse_str(&services(MAX_SERVICES + 1)).unwrap_err();
+    assert_eq!(err.field, "services");
+    assert!(err.message.contains("10000"), "{err}");
+    assert!(err.message.contains("10001"), "{err}");
 }

@@ -10,6 +10,7 @@ use crate::token::claims::{RequiredClaim, SPACE_SEPARATED_CLAIM};
 use crate::token::jwks::{parse_jwks, JwksError};
 use crate::token::jwks_cache::SourceTiming;
 use crate::token::jwt::TokenPolicy;
+use crate::token::token_cache::DEFAULT_MAX_BYTES;
 
 /// Token auth settings of one service.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,7 +52,12 @@ pub struct TokenSettings {
     /// Identifies the remote sources, so that a reload with other sources never reuses keys
     /// fetched from the old ones.
     pub fingerprint: String,
+    /// Byte budget of each VM's verified-token cache (`cache_max_bytes`; 0 turns it off).
+    pub cache_max_bytes: usize,
 }
+
+/// Largest `token.cache_max_bytes` accepted (per VM, so per Envoy worker).
+pub const MAX_CACHE_BYTES: u64 = 1 << 30;
 
 /// One remote JWKS source.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,8 +107,14 @@ pub(super) fn compile_token(
         "max_lifetime_seconds",
         "require_expiration",
         "claim_to_headers",
+        "cache_max_bytes",
     ])?;
     let issuers = compile_issuers(t)?;
+    let cache_max_bytes = t
+        .u64("cache_max_bytes", 0, MAX_CACHE_BYTES)?
+        .map_or(DEFAULT_MAX_BYTES, |n| {
+            usize::try_from(n).unwrap_or(DEFAULT_MAX_BYTES)
+        });
     let audiences = t.string_list("audiences")?;
     let policy = TokenPolicy {
         issuers: issuers.clone(),
@@ -132,6 +144,7 @@ pub(super) fn compile_token(
             local_jwks,
             remote,
             fingerprint,
+            cache_max_bytes,
         },
         WorkspaceToken {
             policy,

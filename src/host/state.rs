@@ -82,7 +82,14 @@ impl State {
             meta_key: jwks_cache::meta_key(&fingerprint),
             keys_key: jwks_cache::keys_key(&fingerprint),
             fingerprint,
-            token_cache: TokenCache::new(&random_secret(), token_cache::DEFAULT_CAPACITY),
+            token_cache: TokenCache::new(
+                &random_secret(),
+                config
+                    .token
+                    .as_ref()
+                    .map_or(token_cache::DEFAULT_MAX_BYTES, |t| t.cache_max_bytes),
+                token_cache::MAX_ENTRIES,
+            ),
             replies: RefCell::new(Vec::new()),
             config,
         }

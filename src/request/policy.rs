@@ -239,6 +239,7 @@ fn judge_token(
 mod tests {
     use super::*;
     use crate::config;
+    use crate::token::token_cache::DEFAULT_MAX_BYTES;
 
     fn policy(json: &str) -> ServicePolicy {
         config::parse(json.as_bytes(), &|_| None)
@@ -417,7 +418,7 @@ mod tests {
             (b, &both, NOW + 100),
             (a, &both, NOW + 50),
         ];
-        let cache = TokenCache::new(&[9; 32], 16);
+        let cache = TokenCache::new(&[9; 32], DEFAULT_MAX_BYTES, 16);
         cache.use_key_set(1);
         let mut hits = 0;
         for (policy, token, now) in &table {
@@ -639,7 +640,7 @@ mod tests {
             (svc(3), "pk", Ok(exposed("keyed", Some("primary")))),
         ];
         assert!(large.len() > 2048 && large.len() < MAX_KEY_CREDENTIAL_LEN * 3);
-        let cache = TokenCache::new(&[3; 32], 16);
+        let cache = TokenCache::new(&[3; 32], DEFAULT_MAX_BYTES, 16);
         cache.use_key_set(1);
         for pass in 0..2 {
             for (policy, credential, want) in &table {
@@ -692,7 +693,7 @@ mod tests {
             &header,
             &json!({"iss": ISS, "sub": "s", "exp": NOW - 365 * 86_400}),
         );
-        let cache = TokenCache::new(&[5; 32], 16);
+        let cache = TokenCache::new(&[5; 32], DEFAULT_MAX_BYTES, 16);
         cache.use_key_set(1);
         let at = |reading_ns: Option<u64>| plausible_now_ms(reading_ns).map(seconds);
         let judge = |token: &str, now: Option<i64>, cache: Option<&TokenCache>| {

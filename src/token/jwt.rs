@@ -225,10 +225,45 @@ impl VerifiedToken {
         &self.claims
     }
 
+    /// Heap bytes this verification holds, estimated from its contents (claim names and
+    /// values, containers at two thirds full, the `kid` and any kept payload text) plus the
+    /// value itself: what a cache of verified tokens accounts for.
+    pub fn heap_bytes(&self) -> usize {
+        core::mem::size_of::<Self>()
+            .saturating_add(map_heap_bytes(&self.claims))
+            .saturating_add(self.kid.as_ref().map_or(0, String::capacity))
+            .saturating_add(self.raw_payload.as_ref().map_or(0, |p| p.len()))
+    }
+
     /// A top-level claim as copied into a request header, or `None` when it is not copied:
     /// the lossless rule of [`crate::token::claims`].
     pub fn claim_header_value(&self, claim: &str) -> Option<String> {
         claims::header_value(&self.claims, self.raw_payload.as_deref(), claim)
+    }
+}
+
+/// Heap bytes of a JSON object's members (see [`VerifiedToken::heap_bytes`]).
+fn map_heap_bytes(map: &Map<String, Value>) -> usize {
+    let member = core::mem::size_of::<(String, Value)>().saturating_mul(3) / 2;
+    map.iter().fold(0usize, |sum, (name, value)| {
+        sum.saturating_add(member)
+            .saturating_add(name.capacity())
+            .saturating_add(value_heap_bytes(value))
+    })
+}
+
+/// Heap bytes a JSON value owns beyond its own size.
+fn value_heap_bytes(value: &Value) -> usize {
+    match value {
+        Value::Null | Value::Bool(_) | Value::Number(_) => 0,
+        Value::String(s) => s.capacity(),
+        Value::Array(items) => items.iter().fold(
+            items
+                .capacity()
+                .saturating_mul(core::mem::size_of::<Value>()),
+            |sum, item| sum.saturating_add(value_heap_bytes(item)),
+        ),
+        Value::Object(map) => map_heap_bytes(map),
     }
 }
 
