@@ -307,10 +307,10 @@ fn bad_keys(kit: &Kit) -> Vec<BadKey> {
             probe: Some((es("ec-off"), "unknown_kid")),
         },
         BadKey {
-            name: "jwks: EC coordinate 31 bytes",
-            json: with(&ec, "ec-31", json!({"x": b64(&x[1..])})),
+            name: "jwks: EC coordinate 31 bytes, its last byte dropped (another point)",
+            json: with(&ec, "ec-31", json!({"x": b64(&x[..31])})),
             kid: "ec-31",
-            reason: "bad_key_length",
+            reason: "invalid_point",
             probe: Some((es("ec-31"), "unknown_kid")),
         },
         BadKey {

@@ -27,8 +27,8 @@ pub struct PublicKey {
 }
 
 impl PublicKey {
-    /// The key of the affine point (x, y), big-endian coordinates of exactly 66 bytes each;
-    /// refused unless the point is on the curve.
+    /// The key of the affine point (x, y), big-endian coordinates of at most 66 bytes each (a
+    /// shorter one is left-padded with zeros); refused unless the point is on the curve.
     pub fn from_coordinates(x: &[u8], y: &[u8]) -> Result<Self, PointError> {
         CURVE.public_key(x, y).map(|table| PublicKey { table })
     }

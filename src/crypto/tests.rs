@@ -130,10 +130,13 @@ fn ecdsa_keys_off_the_curve_or_mis_sized_are_refused() {
         (x.clone(), y_off, PointError::NotOnCurve),
         (vec![0; 32], vec![0; 32], PointError::NotOnCurve),
         (p.clone(), y.clone(), PointError::NotOnCurve),
-        (x[1..].to_vec(), y.clone(), PointError::Length),
         ([&[0u8][..], &x].concat(), y.clone(), PointError::Length),
         (x.clone(), vec![], PointError::Length),
     ];
+    let mut cases = cases;
+    if x[0] != 0 {
+        cases.push((x[1..].to_vec(), y.clone(), PointError::NotOnCurve));
+    }
     for (cx, cy, want) in cases {
         assert_eq!(
             our256::PublicKey::from_coordinates(&cx, &cy).err(),
@@ -197,4 +200,107 @@ fn ed25519_keys_must_be_canonical_points_of_large_order() {
         ed25519::PublicKey::from_bytes(&[9; 31]).err(),
         Some(PointError::Length)
     );
+}
+
+/// The first scalar k = 1, 2, ... whose public point kG has a coordinate (x when `in_x`, else y)
+/// with a leading zero byte, as (k as big-endian scalar bytes, x, y).
+fn key_with_leading_zero(
+    size: usize,
+    in_x: bool,
+    point: &dyn Fn(&[u8]) -> (Vec<u8>, Vec<u8>),
+) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    for k in 1u32.. {
+        let mut scalar = vec![0u8; size];
+        scalar[size - 4..].copy_from_slice(&k.to_be_bytes());
+        let (x, y) = point(&scalar);
+        if (if in_x { &x } else { &y })[0] == 0 {
+            return (scalar, x, y);
+        }
+    }
+    unreachable!()
+}
+
+/// A JWK coordinate with its leading zero bytes dropped (google/jwt_verify_lib's ES512 test key
+/// has a 65-byte `y`) is the same integer, so the same point: accepted, and it verifies that
+/// key's signatures. Longer than the curve's size stays refused; dropping a non-zero byte names
+/// another integer (not on the curve here).
+#[test]
+fn short_coordinates_are_left_padded() {
+    type Parse = dyn Fn(&[u8], &[u8]) -> Result<Box<dyn Fn(&[u8], &[u8]) -> bool>, PointError>;
+    type Point = dyn Fn(&[u8]) -> (Vec<u8>, Vec<u8>);
+    type Sign = dyn Fn(&[u8], &[u8]) -> Vec<u8>;
+    let p256_point = |k: &[u8]| {
+        let p = p256::SecretKey::from_slice(k).unwrap().public_key();
+        let e = p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&p, false);
+        (e.x().unwrap().to_vec(), e.y().unwrap().to_vec())
+    };
+    let p384_point = |k: &[u8]| {
+        let p = p384::SecretKey::from_slice(k).unwrap().public_key();
+        let e = p384::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&p, false);
+        (e.x().unwrap().to_vec(), e.y().unwrap().to_vec())
+    };
+    let p521_point = |k: &[u8]| {
+        let p = p521::SecretKey::from_slice(k).unwrap().public_key();
+        let e = p521::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&p, false);
+        (e.x().unwrap().to_vec(), e.y().unwrap().to_vec())
+    };
+    let p256_parse = |x: &[u8], y: &[u8]| {
+        our256::PublicKey::from_coordinates(x, y)
+            .map(|k| Box::new(move |m: &[u8], s: &[u8]| k.verify(m, s)) as Box<_>)
+    };
+    let p384_parse = |x: &[u8], y: &[u8]| {
+        our384::PublicKey::from_coordinates(x, y)
+            .map(|k| Box::new(move |m: &[u8], s: &[u8]| k.verify(m, s)) as Box<_>)
+    };
+    let p521_parse = |x: &[u8], y: &[u8]| {
+        our521::PublicKey::from_coordinates(x, y)
+            .map(|k| Box::new(move |m: &[u8], s: &[u8]| k.verify(m, s)) as Box<_>)
+    };
+    let p256_sign = |k: &[u8], m: &[u8]| {
+        let s: p256::ecdsa::Signature = p256::ecdsa::SigningKey::from_slice(k).unwrap().sign(m);
+        s.to_bytes().to_vec()
+    };
+    let p384_sign = |k: &[u8], m: &[u8]| {
+        let s: p384::ecdsa::Signature = p384::ecdsa::SigningKey::from_slice(k).unwrap().sign(m);
+        s.to_bytes().to_vec()
+    };
+    let p521_sign = |k: &[u8], m: &[u8]| {
+        let s: p521::ecdsa::Signature = p521::ecdsa::SigningKey::from_slice(k).unwrap().sign(m);
+        s.to_bytes().to_vec()
+    };
+    let curves: [(&str, usize, &Point, &Parse, &Sign); 3] = [
+        ("P-256", 32, &p256_point, &p256_parse, &p256_sign),
+        ("P-384", 48, &p384_point, &p384_parse, &p384_sign),
+        ("P-521", 66, &p521_point, &p521_parse, &p521_sign),
+    ];
+    for (name, size, point, parse, sign) in curves {
+        for in_x in [false, true] {
+            let (k, x, y) = key_with_leading_zero(size, in_x, point);
+            let sig = sign(&k, b"m");
+            let zeros = |c: &[u8]| c.iter().take_while(|&&b| b == 0).count();
+            let (short_x, short_y) = if in_x {
+                (x[zeros(&x)..].to_vec(), y.clone())
+            } else {
+                (x.clone(), y[zeros(&y)..].to_vec())
+            };
+            assert!(short_x.len() < size || short_y.len() < size);
+            let key =
+                parse(&short_x, &short_y).unwrap_or_else(|e| panic!("{name} in_x={in_x}: {e:?}"));
+            assert!(key(b"m", &sig), "{name} in_x={in_x}");
+            assert!(!key(b"other", &sig), "{name} in_x={in_x}");
+            let long = [&[0u8][..], &x].concat();
+            assert_eq!(parse(&long, &y).err(), Some(PointError::Length), "{name}");
+            assert_eq!(parse(&[], &y).err(), Some(PointError::Length), "{name}");
+            let nonzero = if in_x { &y } else { &x };
+            if nonzero[0] != 0 {
+                let dropped = nonzero[1..].to_vec();
+                let refused = if in_x {
+                    parse(&x, &dropped)
+                } else {
+                    parse(&dropped, &y)
+                };
+                assert_eq!(refused.err(), Some(PointError::NotOnCurve), "{name}");
+            }
+        }
+    }
 }

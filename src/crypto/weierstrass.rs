@@ -210,10 +210,13 @@ impl<const N: usize> Curve<N> {
         self.table(&g)
     }
 
-    /// The comb table of the public key (x, y) (big-endian coordinates of exactly `bytes` bytes),
-    /// after checking that it is a point of the curve (never infinity: it has no affine form).
+    /// The comb table of the public key (x, y) (big-endian coordinates of 1 to `bytes` bytes: a
+    /// shorter one is the same integer with its leading zero bytes dropped, as BoringSSL reads JWK
+    /// coordinates), after checking that it is a point of the curve (never infinity: it has no
+    /// affine form).
     pub(crate) fn public_key(&self, x: &[u8], y: &[u8]) -> Result<Table<N>, PointError> {
-        if x.len() != self.bytes || y.len() != self.bytes {
+        let size = 1..=self.bytes;
+        if !size.contains(&x.len()) || !size.contains(&y.len()) {
             return Err(PointError::Length);
         }
         let (Some(x), Some(y)) = (mont::from_be::<N>(x), mont::from_be::<N>(y)) else {

@@ -287,7 +287,8 @@ pub enum DropReason {
     AlgorithmKeyMismatch,
     /// `crv` names a curve other than P-256, P-384, P-521 (EC) or Ed25519 (OKP).
     UnsupportedCurve,
-    /// An EC coordinate is not exactly 32 (P-256), 48 (P-384) or 66 (P-521) bytes, or an Ed25519 key not 32.
+    /// An EC coordinate is longer than 32 (P-256), 48 (P-384) or 66 (P-521) bytes (a shorter one is
+    /// read left-padded with zeros, as BoringSSL does), or an Ed25519 key is not 32.
     BadKeyLength,
     /// The EC point is not on its curve, or the Ed25519 key is not a canonical point of large order.
     InvalidPoint,

@@ -348,9 +348,9 @@ fn unusable_keys_are_dropped_with_their_reason() {
             DropReason::InvalidPoint,
         ),
         (
-            "ec x 31 bytes",
-            with(ec.clone(), "x", json!(b64(&x[1..]))),
-            DropReason::BadKeyLength,
+            "ec x 31 bytes, its last byte dropped (another integer, off the curve)",
+            with(ec.clone(), "x", json!(b64(&x[..31]))),
+            DropReason::InvalidPoint,
         ),
         (
             "ec x 33 bytes",
@@ -368,19 +368,19 @@ fn unusable_keys_are_dropped_with_their_reason() {
             DropReason::MissingMember("crv"),
         ),
         (
-            "P-256 coordinates labelled P-384",
+            "P-256 coordinates labelled P-384 (short coordinates: another point, off the curve)",
             with(ec.clone(), "crv", json!("P-384")),
-            DropReason::BadKeyLength,
+            DropReason::InvalidPoint,
         ),
         (
-            "P-256 coordinates labelled P-521",
+            "P-256 coordinates labelled P-521 (short coordinates: another point, off the curve)",
             with(ec.clone(), "crv", json!("P-521")),
-            DropReason::BadKeyLength,
+            DropReason::InvalidPoint,
         ),
         (
-            "P-384 coordinates labelled P-521",
+            "P-384 coordinates labelled P-521 (short coordinates: another point, off the curve)",
             with(ec_jwk_on("P-384", None, None), "crv", json!("P-521")),
-            DropReason::BadKeyLength,
+            DropReason::InvalidPoint,
         ),
         (
             "P-384 off the curve",
@@ -750,4 +750,45 @@ fn alg_names_are_exact() {
     ] {
         assert_eq!(Alg::from_name(name), None, "{name}");
     }
+}
+
+/// google/jwt_verify_lib's ES512 test key has a 65-byte `y` (its leading zero byte dropped), as
+/// BoringSSL reads it: such a key is the same point, kept, and verifies its signatures. The key
+/// is derived from the first scalar whose public `y` starts with a zero byte.
+#[test]
+fn ec_coordinates_without_their_leading_zero_bytes_are_kept() {
+    use ::p256::ecdsa::signature::Signer;
+    use ::p521::elliptic_curve::sec1::ToEncodedPoint;
+    let (sk, x, y) = (1u8..)
+        .find_map(|k| {
+            let mut scalar = [0u8; 66];
+            scalar[65] = k;
+            let sk = ::p521::ecdsa::SigningKey::from_slice(&scalar).unwrap();
+            let p = ::p521::ecdsa::VerifyingKey::from(&sk).to_encoded_point(false);
+            let (x, y) = (p.x().unwrap().to_vec(), p.y().unwrap().to_vec());
+            (y[0] == 0 && x[0] != 0).then_some((sk, x, y))
+        })
+        .unwrap();
+    let jwk = json!({"kty": "EC", "crv": "P-521", "kid": "short", "x": b64(&x), "y": b64(&y[1..])});
+    assert_eq!(B64URL.decode(jwk["y"].as_str().unwrap()).unwrap().len(), 65);
+    assert_eq!(single_key_outcome(jwk.clone()), Ok(vec![Alg::Es512]));
+    let parsed = parse_jwks(&jwks_body(&[jwk])).unwrap();
+    let key = parsed.keys.get("short").unwrap();
+    let sig: ::p521::ecdsa::Signature = sk.sign(b"header.payload");
+    let sig = sig.to_bytes();
+    assert!(crate::token::jwt::verify_signature(
+        key,
+        Alg::Es512,
+        b"header.payload",
+        &sig
+    ));
+    assert!(!crate::token::jwt::verify_signature(
+        key,
+        Alg::Es512,
+        b"header.payload2",
+        &sig
+    ));
+    let long =
+        json!({"kty": "EC", "crv": "P-521", "x": b64(&[&[0u8][..], &x].concat()), "y": b64(&y)});
+    assert_eq!(single_key_outcome(long), Err(DropReason::BadKeyLength));
 }
