@@ -1095,3 +1095,42 @@ fn a_reload_that_shortens_the_refresh_period_applies_it_at_once() {
         .unwrap();
     assert_status(&get_bearer(envoy.main(), "/", &token), 200, None);
 }
+
+#[test]
+fn a_set_refused_for_its_content_backs_off_and_unknown_kids_wait_for_it() {
+    let (_upstream, server, envoy) = started_with_keys(10, 86_400);
+    server.set_handler(|_| Reply::new(200, "{not json"));
+    assert!(
+        wait_until(Duration::from_secs(30), || envoy
+            .stat("aml_auth.jwks.fetch_failure.not_json")
+            >= 1),
+        "{}",
+        envoy.log_tail(20)
+    );
+    let refused_at = server.received().last().unwrap().at;
+    let unknown = rsa_a()
+        .sign("RS256", Some("not-yet-published"), &good_claims())
+        .unwrap();
+    for _ in 0..5 {
+        assert_status(
+            &get_bearer(envoy.main(), "/", &unknown),
+            401,
+            Some("unknown_kid"),
+        );
+    }
+    let calls = server.count();
+    assert!(
+        wait_until(Duration::from_secs(30), || server.count() > calls),
+        "never retried"
+    );
+    let gap = server.received()[calls].at - refused_at;
+    assert!(
+        gap >= Duration::from_millis(9_500),
+        "called again {gap:?} after a refused set (refresh 10 s): unknown kids or a network-sized \
+         backoff broke through"
+    );
+    let token = rsa_a()
+        .sign("RS256", Some("rsa-a"), &good_claims())
+        .unwrap();
+    assert_status(&get_bearer(envoy.main(), "/", &token), 200, None);
+}
