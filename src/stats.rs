@@ -212,4 +212,37 @@ mod tests {
         }
         assert!(!Event::TokenCacheHit.scoped() && Event::Denied.scoped());
     }
+
+    #[test]
+    fn every_jwks_failure_reason_and_stat_is_documented() {
+        let stats_md = include_str!("../docs/stats.md");
+        let lifecycle = include_str!("../docs/token-auth.md");
+        for code in crate::token::jwks_cache::FAILURE_CODES {
+            let quoted = format!("`{code}`");
+            assert!(stats_md.contains(&quoted), "docs/stats.md lacks {quoted}");
+            assert!(
+                lifecycle.contains(&quoted),
+                "docs/token-auth.md lacks {quoted}"
+            );
+        }
+        for name in [
+            JWKS_FETCH_SUCCESS,
+            JWKS_FETCH_FAILURE,
+            JWKS_FETCH_NOT_MODIFIED,
+            JWKS_FETCH_UNCHANGED,
+        ] {
+            assert!(
+                stats_md.contains(&format!("`{name}`")),
+                "docs/stats.md lacks {name}"
+            );
+        }
+        assert_eq!(
+            jwks_fetch_failure("throttled"),
+            "aml_auth.jwks.fetch_failure.throttled"
+        );
+        assert_eq!(
+            jwks_source(1, "fetch_success"),
+            "aml_auth.jwks.source.1.fetch_success"
+        );
+    }
 }
