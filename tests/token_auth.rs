@@ -965,7 +965,11 @@ fn retry_after_in_seconds_or_as_a_date_defers_the_next_call_of_its_source() {
         gaps[1]
     );
     assert_eq!(envoy.stat("aml_auth.jwks.fetch_failure.throttled"), 2);
-    assert!(envoy.log().contains("its Retry-After: no call to it for"));
+    assert_eq!(
+        envoy.log().matches("its Retry-After: no call to it for").count(),
+        2,
+        "one log line per throttled answer"
+    );
     let token = rsa_a()
         .sign("RS256", Some("rsa-a"), &good_claims())
         .unwrap();

@@ -303,32 +303,35 @@ impl Root {
         let Some(discovery) = &remote.discovery else {
             return;
         };
-        let located = body.map_err(|f| (f.code(), false)).and_then(|body| {
-            crate::token::discovery::read_document(
-                &body,
-                &remote.uri,
-                &remote.authority,
-                &discovery.issuers,
-                discovery.jwks_cluster.is_some(),
-            )
-            .map_err(|e| (e.code(), true))
-        });
+        let located = body
+            .map_err(|f| {
+                let failure = match f {
+                    FetchFailure::Throttled { .. } => f.clone(),
+                    _ => FetchFailure::Discovery { content: false },
+                };
+                (f.code(), failure)
+            })
+            .and_then(|body| {
+                crate::token::discovery::read_document(
+                    &body,
+                    &remote.uri,
+                    &remote.authority,
+                    &discovery.issuers,
+                    discovery.jwks_cluster.is_some(),
+                )
+                .map_err(|e| (e.code(), FetchFailure::Discovery { content: true }))
+            });
         state.count_discovery(located.as_ref().map(|_| ()).map_err(|(r, _)| *r));
         match located {
             Ok(at) => self.dispatch(state, source, now, Step::Keys, &at.authority, &at.path),
-            Err((reason, content)) => {
+            Err((reason, failure)) => {
                 log(
                     LogLevel::Warn,
                     &format!(
                         "aml-auth-filter: discovery document of source {source} refused: {reason}"
                     ),
                 );
-                self.finish_fetch(
-                    state,
-                    source,
-                    now,
-                    Outcome::Failed(FetchFailure::Discovery { content }),
-                );
+                self.finish_fetch(state, source, now, Outcome::Failed(failure));
             }
         }
     }
