@@ -966,7 +966,10 @@ fn retry_after_in_seconds_or_as_a_date_defers_the_next_call_of_its_source() {
     );
     assert_eq!(envoy.stat("aml_auth.jwks.fetch_failure.throttled"), 2);
     assert_eq!(
-        envoy.log().matches("its Retry-After: no call to it for").count(),
+        envoy
+            .log()
+            .matches("its Retry-After: no call to it for")
+            .count(),
         2,
         "one log line per throttled answer"
     );

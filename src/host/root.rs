@@ -367,7 +367,9 @@ impl Received {
                 .ok()
                 .flatten()
                 .and_then(|v| String::from_utf8(v).ok())
-                .filter(|v| !v.is_empty() && v.len() <= 256)
+                .filter(|v| {
+                    !v.is_empty() && v.len() <= 256 && v.bytes().all(|b| (0x20..0x7f).contains(&b))
+                })
         };
         Received {
             etag: header("etag"),
