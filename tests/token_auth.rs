@@ -1141,3 +1141,35 @@ fn a_set_refused_for_its_content_backs_off_and_unknown_kids_wait_for_it() {
         .unwrap();
     assert_status(&get_bearer(envoy.main(), "/", &token), 200, None);
 }
+
+#[test]
+fn unknown_kid_refetches_slow_down_while_they_find_the_same_set() {
+    let (_upstream, server, envoy) = started_with_keys(3_600, 86_400);
+    let unknown = rsa_a()
+        .sign("RS256", Some("never-published"), &good_claims())
+        .unwrap();
+    let flooded = wait_until(Duration::from_secs(90), || {
+        assert_status(
+            &get_bearer(envoy.main(), "/", &unknown),
+            401,
+            Some("unknown_kid"),
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        server.count() >= 3
+    });
+    assert!(
+        flooded,
+        "{} fetches:\n{}",
+        server.count(),
+        envoy.log_tail(20)
+    );
+    let calls = server.received();
+    let second_gap = calls[2].at - calls[1].at;
+    assert!(
+        second_gap >= Duration::from_millis(59_500),
+        "the second early refetch came {second_gap:?} after the first, which found the same set \
+         (the interval doubles to 60 s)"
+    );
+    assert_eq!(envoy.stat("aml_auth.jwks.fetch_unchanged"), 2);
+    assert_eq!(envoy.stat("aml_auth.jwks.version"), 1);
+}
