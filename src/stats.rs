@@ -1,6 +1,6 @@
 //! Every per-request stat named once: the events one request outcome counts, and each event's
 //! name per scope (global `aml_auth.<event>`, per service `aml_auth.service.<name>.<event>`, the
-//! top-level policy as service `default`). The JWKS lifecycle stats live with the fetch code.
+//! top-level policy as service `default`); and the JWKS lifecycle's stats.
 
 use crate::config::{FilterConfig, DEFAULT_SERVICE};
 use crate::keys::KeySlot;
@@ -78,6 +78,26 @@ impl Event {
             Some(name) => format!("aml_auth.service.{name}.{prefix}{suffix}"),
         }
     }
+}
+
+/// A JWKS fetch that brought a usable key set (new, or the same as the stored one).
+pub const JWKS_FETCH_SUCCESS: &str = "aml_auth.jwks.fetch_success";
+/// A JWKS fetch that failed (also counted under its reason, [`jwks_fetch_failure`]).
+pub const JWKS_FETCH_FAILURE: &str = "aml_auth.jwks.fetch_failure";
+/// A conditional JWKS fetch answered 304: the stored set is current (no download, no parse).
+pub const JWKS_FETCH_NOT_MODIFIED: &str = "aml_auth.jwks.fetch_not_modified";
+/// A JWKS fetch whose 200 body is byte for byte the stored set: its age is reset and nothing is
+/// parsed again (the verified-token cache is kept).
+pub const JWKS_FETCH_UNCHANGED: &str = "aml_auth.jwks.fetch_unchanged";
+
+/// `aml_auth.jwks.fetch_failure.<reason>`.
+pub fn jwks_fetch_failure(reason: &str) -> String {
+    format!("{JWKS_FETCH_FAILURE}.{reason}")
+}
+
+/// `aml_auth.jwks.source.<i>.<event>` (`fetch_success` or `fetch_failure`).
+pub fn jwks_source(source: usize, event: &str) -> String {
+    format!("aml_auth.jwks.source.{source}.{event}")
 }
 
 /// The name a scope has in stats: `None` for global only.
@@ -223,5 +243,38 @@ mod tests {
             assert_eq!(events(&verdict).collect::<Vec<_>>(), want, "{verdict:?}");
         }
         assert!(!Event::TokenCacheHit.scoped() && Event::Denied.scoped());
+    }
+
+    #[test]
+    fn every_jwks_failure_reason_and_stat_is_documented() {
+        let stats_md = include_str!("../docs/stats.md");
+        let lifecycle = include_str!("../docs/token-auth.md");
+        for code in crate::token::jwks_cache::FAILURE_CODES {
+            let quoted = format!("`{code}`");
+            assert!(stats_md.contains(&quoted), "docs/stats.md lacks {quoted}");
+            assert!(
+                lifecycle.contains(&quoted),
+                "docs/token-auth.md lacks {quoted}"
+            );
+        }
+        for name in [
+            JWKS_FETCH_SUCCESS,
+            JWKS_FETCH_FAILURE,
+            JWKS_FETCH_NOT_MODIFIED,
+            JWKS_FETCH_UNCHANGED,
+        ] {
+            assert!(
+                stats_md.contains(&format!("`{name}`")),
+                "docs/stats.md lacks {name}"
+            );
+        }
+        assert_eq!(
+            jwks_fetch_failure("throttled"),
+            "aml_auth.jwks.fetch_failure.throttled"
+        );
+        assert_eq!(
+            jwks_source(1, "fetch_success"),
+            "aml_auth.jwks.source.1.fetch_success"
+        );
     }
 }

@@ -643,8 +643,8 @@ fn fault_matrix() {
     };
 
     // The config names a cluster Envoy does not have: the fetch cannot start; tokens get 503.
-    if !envoy.wait_stat_at_least("aml_auth.jwks.fetch_failure.dispatch_failed", 1) {
-        failures.push("faults: JWKS cluster unknown: dispatch_failed never counted".into());
+    if !envoy.wait_stat_at_least("aml_auth.jwks.fetch_failure.unknown_cluster", 1) {
+        failures.push("faults: JWKS cluster unknown: unknown_cluster never counted".into());
     }
     failures.extend(unavailable(
         envoy.listener("unknown"),

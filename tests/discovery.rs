@@ -332,3 +332,54 @@ fn the_document_may_name_any_configured_issuer() {
     );
     assert_eq!(status(&envoy, &token("rsa-a.pem", "rsa-a")).0, 200);
 }
+
+#[test]
+fn a_throttled_discovery_document_defers_its_source() {
+    let state = Arc::new(Mutex::new(Issuer {
+        document: document("http://idp.test/keys/v1"),
+        key_sets: vec![("/keys/v1".into(), key_a())],
+        down: false,
+    }));
+    let idp = issuer_server(state.clone());
+    let (_upstream, envoy) = start(&idp, &[], discovery_source("idp", 60, 86_400));
+    assert!(envoy.wait_stat_at_least("aml_auth.jwks.fetch_success", 1));
+    let served = state.lock().unwrap().clone();
+    let throttled_once = Arc::new(Mutex::new(false));
+    {
+        let throttled_once = throttled_once.clone();
+        idp.set_handler(move |req| {
+            let mut once = throttled_once.lock().unwrap();
+            if req.path == DOC_PATH && !*once {
+                *once = true;
+                return Reply::new(429, "slow down").header("retry-after", "6");
+            }
+            if req.path == DOC_PATH {
+                return Reply::new(200, served.document.to_string());
+            }
+            Reply::new(200, served.key_sets[0].1.to_string())
+        });
+    }
+    idp.clear();
+    assert_eq!(
+        status(&envoy, &token("rsa-a.pem", "unknown")).1,
+        "unknown_kid"
+    );
+    assert!(
+        wait_until(DEADLINE, || idp.count_path(DOC_PATH) >= 2),
+        "{}",
+        envoy.log_tail(20)
+    );
+    let calls = idp.received();
+    let gap = calls[1].at - calls[0].at;
+    assert!(
+        gap >= std::time::Duration::from_millis(5_500),
+        "the document was asked again {gap:?} after `429 Retry-After: 6`"
+    );
+    assert_eq!(
+        envoy.stat("aml_auth.jwks.discovery.fetch_failure.throttled"),
+        1
+    );
+    assert_eq!(envoy.stat("aml_auth.jwks.fetch_failure.throttled"), 1);
+    assert!(envoy.wait_stat_at_least("aml_auth.jwks.fetch_success", 2));
+    assert_eq!(status(&envoy, &token("rsa-a.pem", "rsa-a")).0, 200);
+}

@@ -1,7 +1,8 @@
-//! JWKS fetches that fail after their response started (a reset mid-body, a stall past the
-//! timeout, a body over Envoy's buffer limit), in a real Envoy with two workers while keep-alive
-//! clients send key and token requests: the VM never traps (Envoy's V8 VM count is unchanged),
-//! no client request fails, and each failure is counted with its reason.
+//! JWKS fetches that fail (a reset before the headers or mid-body, a stall past the timeout, a
+//! 10 MB body, a body over Envoy's buffer limit), in a real Envoy with two workers while
+//! keep-alive clients send key and token requests: the VM never traps (Envoy's V8 VM count is
+//! unchanged), no client request fails, and each failure is counted under the reason
+//! docs/token-auth.md gives. Connection refused and an unknown cluster have their own reasons.
 #![allow(
     dead_code,
     clippy::unwrap_used,
@@ -38,9 +39,13 @@ enum Mode {
     OverBufferLimit = 3,
     /// Nothing at all until past the fetch timeout.
     StallBeforeHeaders = 4,
+    /// The request is read, then a TCP reset before any response byte.
+    ResetBeforeHeaders = 5,
+    /// `200` with a 10 MB body (under Envoy's buffer limit, over the filter's 256 KiB).
+    TenMegabytes = 6,
 }
 
-const MODES: usize = 5;
+const MODES: usize = 7;
 
 /// A JWKS server whose answers can break in ways the recording test server cannot.
 struct FaultServer {
@@ -152,6 +157,16 @@ fn serve(stream: TcpStream, mode: &AtomicU8, seen: &[AtomicUsize; MODES], body: 
                 let _ = writer.flush();
                 thread::sleep(Duration::from_secs(3));
                 return;
+            }
+            x if x == Mode::ResetBeforeHeaders as u8 => {
+                reset(writer);
+                return;
+            }
+            x if x == Mode::TenMegabytes as u8 => {
+                let size = 10 * 1000 * 1000;
+                let mut out = head(size).into_bytes();
+                out.resize(out.len() + size, b' ');
+                let _ = writer.write_all(&out);
             }
             x if x == Mode::StallBeforeHeaders as u8 => {
                 thread::sleep(Duration::from_secs(3));
@@ -311,6 +326,8 @@ fn failing_fetches_never_trap_the_vm_nor_fail_a_client_request() {
     let clients = Clients::start(envoy.main(), token);
 
     let phases = [
+        (Mode::ResetBeforeHeaders, "reset"),
+        (Mode::TenMegabytes, "too_large"),
         (Mode::ResetMidBody, "reset"),
         (Mode::StallMidBody, "reset"),
         (Mode::StallBeforeHeaders, "timeout"),
@@ -347,6 +364,11 @@ fn failing_fetches_never_trap_the_vm_nor_fail_a_client_request() {
             envoy.log_tail(30)
         );
     }
+    for reason in ["ended: reset (status 503", "ended: reset (status ,"] {
+        for line in envoy.log().lines().filter(|l| l.contains(reason)).take(1) {
+            eprintln!("{line}");
+        }
+    }
     assert!(
         envoy
             .log()
@@ -371,4 +393,69 @@ fn failing_fetches_never_trap_the_vm_nor_fail_a_client_request() {
     );
     envoy.assert_no_vm_restart(created);
     eprintln!("{}\n{sent} client requests, none failed", report.join("\n"));
+}
+
+#[test]
+fn a_refused_connection_and_an_unknown_cluster_are_named_as_such() {
+    let closed = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let upstream = Server::upstream();
+    let config = json!({
+        "auth_enabled": false,
+        "token_auth_enabled": true,
+        "token": {"issuer": ISSUER, "audiences": [AUDIENCE], "remote_jwks": [
+            remote_source("jwks-misspelled", 1, 86_400),
+            remote_source("refused", 1, 86_400)
+        ]}
+    });
+    let envoy = Envoy::start(&bootstrap(
+        vec![listener(
+            "main",
+            vec![wasm_filter(&config)],
+            vec![route_to("upstream")],
+        )],
+        vec![
+            cluster("upstream", upstream.addr),
+            cluster("refused", closed),
+        ],
+    ));
+    let counted = wait_until(DEADLINE, || {
+        failures(&envoy, "unknown_cluster") >= 2 && failures(&envoy, "connect_failed") >= 2
+    });
+    let log = envoy.log();
+    assert!(
+        counted,
+        "unknown_cluster {}, connect_failed {}, bad_status {}:\n{}",
+        failures(&envoy, "unknown_cluster"),
+        failures(&envoy, "connect_failed"),
+        failures(&envoy, "bad_status"),
+        envoy.log_tail(30)
+    );
+    for line in log
+        .lines()
+        .filter(|l| l.contains("ended: connect_failed"))
+        .take(1)
+    {
+        eprintln!("{line}");
+    }
+    assert!(
+        log.contains("JWKS source 0: unknown cluster \"jwks-misspelled\""),
+        "{}",
+        envoy.log_tail(30)
+    );
+    assert!(log.contains("no key set obtained yet"));
+    assert!(
+        !log.contains("keeping the last good key set"),
+        "the log claims a key set it never had"
+    );
+    assert_eq!(
+        envoy.stat("aml_auth.jwks.source.0.fetch_failure"),
+        failures(&envoy, "unknown_cluster")
+    );
+    let token = signing_key("rsa-a.pem")
+        .sign("RS256", Some("rsa-a"), &good_claims())
+        .unwrap();
+    assert_eq!(get_bearer(envoy.main(), "/", &token).status, 503);
 }

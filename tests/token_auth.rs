@@ -894,3 +894,282 @@ fn an_unreadable_clock_refuses_token_requests_with_503_and_fetches_nothing() {
         .log()
         .contains("the host clock reads again")));
 }
+
+/// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) for seconds since the epoch.
+fn http_date(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][days.rem_euclid(7) as usize];
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let months = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{weekday}, {day:02} {} {year} {:02}:{:02}:{:02} GMT",
+        months[(month - 1) as usize],
+        rem / 3_600,
+        rem % 3_600 / 60,
+        rem % 60
+    )
+}
+
+#[test]
+fn retry_after_in_seconds_or_as_a_date_defers_the_next_call_of_its_source() {
+    assert_eq!(http_date(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
+    let (_upstream, server, envoy) = started_with_keys(60, 86_400);
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let good = standard_jwks().to_string();
+    {
+        let answered = answered.clone();
+        server.set_handler(move |_| {
+            match answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+                0 => Reply::new(429, "slow down").header("retry-after", "6"),
+                1 => Reply::new(503, "busy").header("retry-after", &http_date(unix_now() + 7)),
+                _ => Reply::new(200, good.clone()),
+            }
+        });
+    }
+    server.clear();
+    let unknown = rsa_a()
+        .sign("RS256", Some("not-yet-published"), &good_claims())
+        .unwrap();
+    assert_status(
+        &get_bearer(envoy.main(), "/", &unknown),
+        401,
+        Some("unknown_kid"),
+    );
+    assert!(
+        wait_until(Duration::from_secs(40), || server.count() >= 3),
+        "{} calls:\n{}",
+        server.count(),
+        envoy.log_tail(20)
+    );
+    let calls = server.received();
+    let gaps: Vec<Duration> = calls.windows(2).map(|w| w[1].at - w[0].at).collect();
+    assert!(
+        gaps[0] >= Duration::from_millis(5_500),
+        "called again {:?} after `429 Retry-After: 6`",
+        gaps[0]
+    );
+    assert!(
+        gaps[1] >= Duration::from_millis(5_000),
+        "called again {:?} after a 503 whose Retry-After date was 7 s ahead",
+        gaps[1]
+    );
+    assert_eq!(envoy.stat("aml_auth.jwks.fetch_failure.throttled"), 2);
+    assert_eq!(
+        envoy
+            .log()
+            .matches("its Retry-After: no call to it for")
+            .count(),
+        2,
+        "one log line per throttled answer"
+    );
+    let token = rsa_a()
+        .sign("RS256", Some("rsa-a"), &good_claims())
+        .unwrap();
+    assert_status(&get_bearer(envoy.main(), "/", &token), 200, None);
+}
+
+/// A JWKS server answering `body` with an `ETag`, and 304 to a request carrying it.
+fn etag_server(body: String) -> Server {
+    Server::start(move |r| {
+        if r.header("if-none-match") == Some("\"v1\"") {
+            Reply::new(304, "").header("etag", "\"v1\"")
+        } else {
+            Reply::new(200, body.clone())
+                .header("content-type", "application/json")
+                .header("etag", "\"v1\"")
+        }
+    })
+}
+
+#[test]
+fn a_refresh_that_finds_the_same_set_keeps_it_parsed_and_keeps_the_token_cache() {
+    let upstream = Server::upstream();
+    let body = standard_jwks().to_string();
+    let server = etag_server(body.clone());
+    let envoy = Envoy::start(&filter_with_clusters(
+        &token_config(remote_source("jwks", 1, 86_400)),
+        &upstream,
+        &[("jwks", &server)],
+    ));
+    wait_for_keys(&envoy);
+    let token = rsa_a()
+        .sign("RS256", Some("rsa-a"), &good_claims())
+        .unwrap();
+    assert_status(&get_bearer(envoy.main(), "/", &token), 200, None);
+    assert!(
+        envoy.wait_stat_at_least("aml_auth.jwks.fetch_not_modified", 3),
+        "no 304 counted:\n{}",
+        envoy.log_tail(20)
+    );
+    assert_eq!(
+        server.received()[1].header("if-none-match"),
+        Some("\"v1\""),
+        "the refresh is conditional"
+    );
+    let hits = envoy.stat("aml_auth.token_cache.hit");
+    assert_status(&get_bearer(envoy.main(), "/", &token), 200, None);
+    assert_eq!(
+        envoy.stat("aml_auth.token_cache.hit"),
+        hits + 1,
+        "a 304 cleared the verified-token cache"
+    );
+    server.set_handler(move |_| Reply::new(200, body.clone()));
+    assert!(
+        envoy.wait_stat_at_least("aml_auth.jwks.fetch_unchanged", 2),
+        "a 200 with the same bytes was not recognised:\n{}",
+        envoy.log_tail(20)
+    );
+    let hits = envoy.stat("aml_auth.token_cache.hit");
+    assert_status(&get_bearer(envoy.main(), "/", &token), 200, None);
+    assert_eq!(envoy.stat("aml_auth.token_cache.hit"), hits + 1);
+    assert_eq!(
+        envoy.stat("aml_auth.jwks.version"),
+        1,
+        "the same set was parsed again as a new version"
+    );
+}
+
+#[test]
+fn an_unknown_kid_refetch_that_finds_the_same_set_keeps_the_token_cache() {
+    let (_upstream, server, envoy) = started_with_keys(3_600, 86_400);
+    let token = rsa_a()
+        .sign("RS256", Some("rsa-a"), &good_claims())
+        .unwrap();
+    assert_status(&get_bearer(envoy.main(), "/", &token), 200, None);
+    assert_status(&get_bearer(envoy.main(), "/", &token), 200, None);
+    let hits = envoy.stat("aml_auth.token_cache.hit");
+    assert!(hits >= 1, "the cache never hit");
+    let unknown = rsa_a()
+        .sign("RS256", Some("never-published"), &good_claims())
+        .unwrap();
+    assert_status(
+        &get_bearer(envoy.main(), "/", &unknown),
+        401,
+        Some("unknown_kid"),
+    );
+    assert!(
+        envoy.wait_stat_at_least("aml_auth.jwks.fetch_success", 2),
+        "no early refetch"
+    );
+    assert_eq!(server.count(), 2);
+    assert_status(&get_bearer(envoy.main(), "/", &token), 200, None);
+    assert_eq!(
+        envoy.stat("aml_auth.token_cache.hit"),
+        hits + 1,
+        "the early refetch of the same set cleared the verified-token cache"
+    );
+    assert_eq!(envoy.stat("aml_auth.jwks.fetch_unchanged"), 1);
+}
+
+#[test]
+fn a_reload_that_shortens_the_refresh_period_applies_it_at_once() {
+    let upstream = Server::upstream();
+    let server = jwks_server(&standard_jwks());
+    let dir = scratch_dir("reload-schedule");
+    let (filter, ecds) = ecds_filter(
+        &dir,
+        &token_config(remote_source("jwks", 3_600, 86_400)).to_string(),
+    );
+    let envoy = Envoy::start(&bootstrap(
+        vec![listener("main", vec![filter], vec![route_to("upstream")])],
+        vec![
+            cluster("upstream", upstream.addr),
+            cluster("jwks", server.addr),
+        ],
+    ));
+    wait_for_keys(&envoy);
+    assert_eq!(server.count(), 1);
+    reload_ecds(&ecds, &token_config(remote_source("jwks", 2, 4)), 2);
+    assert!(
+        wait_until(DEADLINE, || server.count() >= 3),
+        "the old hourly schedule was kept after the reload ({} fetches):\n{}",
+        server.count(),
+        envoy.log_tail(20)
+    );
+    let token = rsa_a()
+        .sign("RS256", Some("rsa-a"), &good_claims())
+        .unwrap();
+    assert_status(&get_bearer(envoy.main(), "/", &token), 200, None);
+}
+
+#[test]
+fn a_set_refused_for_its_content_backs_off_and_unknown_kids_wait_for_it() {
+    let (_upstream, server, envoy) = started_with_keys(10, 86_400);
+    server.set_handler(|_| Reply::new(200, "{not json"));
+    assert!(
+        wait_until(Duration::from_secs(30), || envoy
+            .stat("aml_auth.jwks.fetch_failure.not_json")
+            >= 1),
+        "{}",
+        envoy.log_tail(20)
+    );
+    let refused_at = server.received().last().unwrap().at;
+    let unknown = rsa_a()
+        .sign("RS256", Some("not-yet-published"), &good_claims())
+        .unwrap();
+    for _ in 0..5 {
+        assert_status(
+            &get_bearer(envoy.main(), "/", &unknown),
+            401,
+            Some("unknown_kid"),
+        );
+    }
+    let calls = server.count();
+    assert!(
+        wait_until(Duration::from_secs(30), || server.count() > calls),
+        "never retried"
+    );
+    let gap = server.received()[calls].at - refused_at;
+    assert!(
+        gap >= Duration::from_millis(9_500),
+        "called again {gap:?} after a refused set (refresh 10 s): unknown kids or a network-sized \
+         backoff broke through"
+    );
+    let token = rsa_a()
+        .sign("RS256", Some("rsa-a"), &good_claims())
+        .unwrap();
+    assert_status(&get_bearer(envoy.main(), "/", &token), 200, None);
+}
+
+#[test]
+fn unknown_kid_refetches_slow_down_while_they_find_the_same_set() {
+    let (_upstream, server, envoy) = started_with_keys(3_600, 86_400);
+    let unknown = rsa_a()
+        .sign("RS256", Some("never-published"), &good_claims())
+        .unwrap();
+    let flooded = wait_until(Duration::from_secs(90), || {
+        assert_status(
+            &get_bearer(envoy.main(), "/", &unknown),
+            401,
+            Some("unknown_kid"),
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        server.count() >= 3
+    });
+    assert!(
+        flooded,
+        "{} fetches:\n{}",
+        server.count(),
+        envoy.log_tail(20)
+    );
+    let calls = server.received();
+    let second_gap = calls[2].at - calls[1].at;
+    assert!(
+        second_gap >= Duration::from_millis(59_500),
+        "the second early refetch came {second_gap:?} after the first, which found the same set \
+         (the interval doubles to 60 s)"
+    );
+    assert_eq!(envoy.stat("aml_auth.jwks.fetch_unchanged"), 2);
+    assert_eq!(envoy.stat("aml_auth.jwks.version"), 1);
+}

@@ -14,7 +14,7 @@ mod state;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(root::Root::new()) });
+    proxy_wasm::set_root_context(|id| -> Box<dyn RootContext> { Box::new(root::Root::new(id)) });
 }}
 
 /// Milliseconds since the epoch; `None` when the host cannot tell or tells an implausible time
@@ -40,9 +40,4 @@ fn random_secret() -> [u8; 32] {
     let mut bytes = [0u8; 32];
     let _ = getrandom::getrandom(&mut bytes);
     bytes
-}
-
-/// A uniform value in [-1, 1] for jitter.
-fn random_jitter() -> f64 {
-    (random_u64() >> 11) as f64 / (1u64 << 52) as f64 - 1.0
 }

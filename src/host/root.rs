@@ -9,9 +9,12 @@ use proxy_wasm::types::{ContextType, LogLevel};
 
 use super::request::Request;
 use super::state::State;
-use super::{abi, log, random_jitter, random_u64};
+use super::{abi, log, random_u64};
 use crate::config;
-use crate::token::jwks_cache::{self, CallHead, FetchFailure, Meta, TickDecision};
+use crate::stats;
+use crate::token::jwks_cache::{
+    self, CallHead, FetchFailure, Head, Meta, Rng, TickDecision, Validators,
+};
 
 /// Tick period of root contexts when a remote JWKS is configured.
 const TICK: Duration = Duration::from_millis(500);
@@ -19,15 +22,47 @@ const TICK: Duration = Duration::from_millis(500);
 pub(super) struct Root {
     state: Option<Rc<State>>,
     me: u64,
-    /// The call in flight: its token, the source, and which document it fetches.
-    in_flight: Option<(u32, usize, Step)>,
+    /// Jitter source, seeded per root context.
+    rng: Rng,
+    /// The call in flight.
+    in_flight: Option<InFlight>,
+}
+
+/// A call in flight: its token, the source, which document it fetches and, for a key set, the
+/// location whose validators it sent.
+struct InFlight {
+    token: u32,
+    source: usize,
+    step: Step,
+    /// `Some(location)` for a key set call; `conditional` when it carried validators.
+    location: Option<String>,
+    conditional: bool,
+}
+
+/// What one fetch brought back, before it is recorded.
+enum Outcome {
+    /// A 200 with a body: new or the same as the stored set (decided against the record).
+    Body {
+        body: Vec<u8>,
+        validators: Validators,
+    },
+    /// A 304 to a conditional request.
+    NotModified { validators: Validators },
+    /// A failure.
+    Failed(FetchFailure),
 }
 
 impl Root {
-    pub(super) fn new() -> Self {
+    pub(super) fn new(context_id: u32) -> Self {
+        let mut rng = Rng::seeded(&[
+            random_u64(),
+            abi::current_time_ns().unwrap_or(0),
+            u64::from(context_id),
+        ]);
         Root {
             state: None,
-            me: random_u64() | 1,
+            me: rng.next_u64() | 1,
+            rng,
             in_flight: None,
         }
     }
@@ -61,39 +96,62 @@ impl Root {
             (Step::Keys, Some(d)) => d.jwks_cluster.as_deref().unwrap_or(&remote.cluster),
             _ => remote.cluster.as_str(),
         };
-        let headers = vec![
+        let mut headers = vec![
             (":method", "GET"),
             (":path", path),
             (":authority", authority),
             ("accept", "application/json"),
             ("user-agent", "aml-auth-filter"),
         ];
+        let location =
+            (step == Step::Keys).then(|| Validators::location_of(source, authority, path));
+        let validators = state.keys.borrow().meta.validators.clone();
+        let conditional = match &location {
+            Some(location) if state.keys.borrow().meta.version > 0 => {
+                let extra = validators.headers_for(location);
+                let any = !extra.is_empty();
+                headers.extend(extra);
+                any
+            }
+            _ => false,
+        };
         let timeout = Duration::from_millis(remote.timing.timeout_ms);
         match self.dispatch_http_call(cluster, headers, None, vec![], timeout) {
-            Ok(token) => self.in_flight = Some((token, source, step)),
+            Ok(token) => {
+                self.in_flight = Some(InFlight {
+                    token,
+                    source,
+                    step,
+                    location,
+                    conditional,
+                })
+            }
             Err(status) => {
+                let failure = FetchFailure::of_dispatch(status as u32);
+                let what = if failure == FetchFailure::UnknownCluster {
+                    format!("unknown cluster {cluster:?}")
+                } else {
+                    format!("the host refused the call to cluster {cluster:?} ({status:?})")
+                };
                 log(
                     LogLevel::Warn,
-                    &format!(
-                        "aml-auth-filter: JWKS fetch from source {source} (cluster {cluster}) could not start: {status:?}"
-                    ),
+                    &format!("aml-auth-filter: JWKS source {source}: {what}"),
                 );
                 if step == Step::Document {
-                    state.count_discovery(Err("dispatch_failed"));
+                    state.count_discovery(Err(failure.code()));
                 }
-                self.finish_fetch(state, source, now, Err(FetchFailure::DispatchFailed));
+                let failure = if step == Step::Document {
+                    FetchFailure::Discovery { content: false }
+                } else {
+                    failure
+                };
+                self.finish_fetch(state, source, now, Outcome::Failed(failure));
             }
         }
     }
 
     /// Records a fetch outcome in shared data: the key set first, then the record.
-    fn finish_fetch(
-        &self,
-        state: &State,
-        source: usize,
-        now: u64,
-        outcome: Result<Vec<u8>, FetchFailure>,
-    ) {
+    fn finish_fetch(&mut self, state: &State, source: usize, now: u64, outcome: Outcome) {
         let (meta, cas) = match abi::get_shared_data(&state.meta_key) {
             Ok((Some(bytes), cas)) => (Meta::decode(&bytes).unwrap_or_default(), cas),
             _ => (Meta::default(), None),
@@ -106,32 +164,72 @@ impl Root {
             return;
         }
         let metrics = &state.metrics;
+        let outcome = match outcome {
+            Outcome::Body { body, validators } => {
+                let digest = jwks_cache::digest(&body);
+                if meta.version > 0 && digest == meta.digest {
+                    metrics.count(stats::JWKS_FETCH_UNCHANGED);
+                    Ok((None, digest, validators))
+                } else {
+                    read_key_set(&body).map(|()| (Some(body), digest, validators))
+                }
+            }
+            Outcome::NotModified { validators } => {
+                metrics.count(stats::JWKS_FETCH_NOT_MODIFIED);
+                Ok((None, meta.digest.clone(), validators))
+            }
+            Outcome::Failed(failure) => Err(failure),
+        };
+        let u = self.rng.unit();
         let next = match outcome {
-            Ok(body) => {
-                metrics.count("aml_auth.jwks.fetch_success");
-                metrics.count(&format!("aml_auth.jwks.source.{source}.fetch_success"));
-                let next =
-                    jwks_cache::succeeded(&meta, now, source, &state.timings, random_jitter());
-                let stored = jwks_cache::encode_keys(next.version, &body);
-                if abi::set_shared_data(&state.keys_key, &stored, None).is_err() {
-                    log(
-                        LogLevel::Error,
-                        "aml-auth-filter: could not store the JWKS in shared data",
-                    );
-                    return;
+            Ok((body, digest, validators)) => {
+                metrics.count(stats::JWKS_FETCH_SUCCESS);
+                metrics.count(&stats::jwks_source(source, "fetch_success"));
+                let fetched = jwks_cache::Fetched {
+                    changed: body.is_some(),
+                    digest,
+                    validators,
+                };
+                let next = jwks_cache::succeeded(&meta, now, source, &state.timings, u, fetched);
+                if let Some(body) = body {
+                    let stored = jwks_cache::encode_keys(next.version, &body);
+                    if abi::set_shared_data(&state.keys_key, &stored, None).is_err() {
+                        log(
+                            LogLevel::Error,
+                            "aml-auth-filter: could not store the JWKS in shared data",
+                        );
+                        return;
+                    }
                 }
                 next
             }
             Err(failure) => {
                 let reason = failure.code();
-                metrics.count("aml_auth.jwks.fetch_failure");
-                metrics.count(&format!("aml_auth.jwks.source.{source}.fetch_failure"));
-                metrics.count(&format!("aml_auth.jwks.fetch_failure.{reason}"));
+                metrics.count(stats::JWKS_FETCH_FAILURE);
+                metrics.count(&stats::jwks_source(source, "fetch_failure"));
+                metrics.count(&stats::jwks_fetch_failure(reason));
+                let next = jwks_cache::failed(&meta, now, source, &state.timings, u, &failure);
+                let kept = if meta.version > 0 {
+                    "keeping the last good key set"
+                } else {
+                    "no key set obtained yet"
+                };
+                let throttle = match (&failure, next.throttled_until_ms.get(source)) {
+                    (FetchFailure::Throttled { .. }, Some(until)) => format!(
+                        " (its Retry-After: no call to it for {} s)",
+                        until.saturating_sub(now).div_ceil(1_000)
+                    ),
+                    _ => String::new(),
+                };
                 log(
                     LogLevel::Warn,
-                    &format!("aml-auth-filter: JWKS fetch from source {source} failed: {reason}; keeping the last good key set"),
+                    &format!(
+                        "aml-auth-filter: JWKS fetch from source {source} failed: {reason}{throttle}; \
+                         {kept}; next attempt in {} s",
+                        next.next_attempt_ms.saturating_sub(now).div_ceil(1_000)
+                    ),
                 );
-                jwks_cache::failed(&meta, now, source, &state.timings, random_jitter())
+                next
             }
         };
         let _ = abi::set_shared_data(&state.meta_key, &next.encode(), cas);
@@ -150,20 +248,42 @@ impl Context for Root {
         let Some(state) = self.state.clone() else {
             return;
         };
-        let Some((token, source, step)) = self.in_flight else {
-            return;
-        };
-        if token != token_id {
+        if self.in_flight.as_ref().map(|f| f.token) != Some(token_id) {
             return;
         }
-        self.in_flight = None;
+        let Some(call) = self.in_flight.take() else {
+            return;
+        };
         let Some(now) = state.clock() else {
             return;
         };
-        let body = read_call_body(body_size);
-        match step {
-            Step::Keys => self.finish_fetch(&state, source, now, body.and_then(read_key_set)),
-            Step::Document => self.document_fetched(&state, source, now, body),
+        let response = read_call(body_size, call.conditional, now);
+        match call.step {
+            Step::Keys => {
+                let location = call.location.unwrap_or_default();
+                let outcome = match response {
+                    Ok(Response::Body(body, v)) => Outcome::Body {
+                        body,
+                        validators: v.at(location),
+                    },
+                    Ok(Response::NotModified(v)) => {
+                        let held = state.keys.borrow().meta.validators.clone();
+                        Outcome::NotModified {
+                            validators: with_held(v.at(location), held),
+                        }
+                    }
+                    Err(failure) => Outcome::Failed(failure),
+                };
+                self.finish_fetch(&state, call.source, now, outcome);
+            }
+            Step::Document => {
+                let body = match response {
+                    Ok(Response::Body(body, _)) => Ok(body),
+                    Ok(Response::NotModified(_)) => Err(FetchFailure::BadStatus),
+                    Err(failure) => Err(failure),
+                };
+                self.document_fetched(&state, call.source, now, body);
+            }
         }
     }
 }
@@ -183,27 +303,35 @@ impl Root {
         let Some(discovery) = &remote.discovery else {
             return;
         };
-        let located = body.map_err(|f| f.code()).and_then(|body| {
-            crate::token::discovery::read_document(
-                &body,
-                &remote.uri,
-                &remote.authority,
-                &discovery.issuers,
-                discovery.jwks_cluster.is_some(),
-            )
-            .map_err(|e| e.code())
-        });
-        state.count_discovery(located.as_ref().map(|_| ()).map_err(|r| *r));
+        let located = body
+            .map_err(|f| {
+                let failure = match f {
+                    FetchFailure::Throttled { .. } => f.clone(),
+                    _ => FetchFailure::Discovery { content: false },
+                };
+                (f.code(), failure)
+            })
+            .and_then(|body| {
+                crate::token::discovery::read_document(
+                    &body,
+                    &remote.uri,
+                    &remote.authority,
+                    &discovery.issuers,
+                    discovery.jwks_cluster.is_some(),
+                )
+                .map_err(|e| (e.code(), FetchFailure::Discovery { content: true }))
+            });
+        state.count_discovery(located.as_ref().map(|_| ()).map_err(|(r, _)| *r));
         match located {
             Ok(at) => self.dispatch(state, source, now, Step::Keys, &at.authority, &at.path),
-            Err(reason) => {
+            Err((reason, failure)) => {
                 log(
                     LogLevel::Warn,
                     &format!(
                         "aml-auth-filter: discovery document of source {source} refused: {reason}"
                     ),
                 );
-                self.finish_fetch(state, source, now, Err(FetchFailure::Discovery));
+                self.finish_fetch(state, source, now, Outcome::Failed(failure));
             }
         }
     }
@@ -218,37 +346,116 @@ enum Step {
     Keys,
 }
 
-/// Reads a finished call's body through fallible host calls only, classifying what went wrong.
-fn read_call_body(body_size: usize) -> Result<Vec<u8>, FetchFailure> {
-    let status = abi::get_header(abi::HTTP_CALL_RESPONSE_HEADERS, ":status")
-        .ok()
-        .flatten();
+/// A call's answer that is not a failure.
+enum Response {
+    /// A 200 with its body.
+    Body(Vec<u8>, Received),
+    /// A 304 to a conditional request.
+    NotModified(Received),
+}
+
+/// The validators a response carried.
+struct Received {
+    etag: Option<String>,
+    last_modified: Option<String>,
+}
+
+impl Received {
+    fn read() -> Received {
+        let header = |name| {
+            abi::get_header(abi::HTTP_CALL_RESPONSE_HEADERS, name)
+                .ok()
+                .flatten()
+                .and_then(|v| String::from_utf8(v).ok())
+                .filter(|v| {
+                    !v.is_empty() && v.len() <= 256 && v.bytes().all(|b| (0x20..0x7f).contains(&b))
+                })
+        };
+        Received {
+            etag: header("etag"),
+            last_modified: header("last-modified"),
+        }
+    }
+
+    /// The validators to keep for a set fetched from `location`.
+    fn at(self, location: String) -> Validators {
+        Validators {
+            location,
+            etag: self.etag,
+            last_modified: self.last_modified,
+        }
+    }
+}
+
+/// The validators after a 304: its own, or when it carried none, the ones it answered.
+fn with_held(answered: Validators, held: Validators) -> Validators {
+    if answered.etag.is_none() && answered.last_modified.is_none() {
+        held
+    } else {
+        answered
+    }
+}
+
+/// Reads a finished call through fallible host calls only, classifying what went wrong.
+fn read_call(body_size: usize, conditional: bool, now: u64) -> Result<Response, FetchFailure> {
+    let header = |name| {
+        abi::get_header(abi::HTTP_CALL_RESPONSE_HEADERS, name)
+            .ok()
+            .flatten()
+    };
+    let status = header(":status");
+    let retry_after = header("retry-after");
     let host_status = abi::get_status().ok();
+    let error_body = match status.as_deref() {
+        Some(b"503") if body_size > 0 => abi::get_buffer(
+            abi::HTTP_CALL_RESPONSE_BODY,
+            0,
+            body_size.min(jwks_cache::ERROR_BODY_BYTES),
+        )
+        .ok()
+        .flatten(),
+        _ => None,
+    };
     let head = jwks_cache::classify_head(&CallHead {
         status: status.as_deref(),
         host_status: host_status.as_ref().map(|(c, m)| (*c, m.as_slice())),
         body_size,
+        retry_after: retry_after.as_deref(),
+        error_body: error_body.as_deref(),
+        conditional,
+        now_ms: now,
     });
-    if let (Err(failure), Some((code, message))) = (&head, &host_status) {
+    if let Err(failure) = &head {
+        let host = host_status
+            .as_ref()
+            .map(|(code, message)| format!("{code} {:?}", String::from_utf8_lossy(message)))
+            .unwrap_or_default();
         log(
             LogLevel::Info,
             &format!(
-                "aml-auth-filter: call to the JWKS host ended: {} (host status {code} {:?})",
+                "aml-auth-filter: call to the JWKS host ended: {} (status {}, host status {host}{})",
                 failure.code(),
-                String::from_utf8_lossy(message)
+                status.as_deref().map(String::from_utf8_lossy).unwrap_or_default(),
+                error_body
+                    .as_deref()
+                    .map(|b| format!(", body {:?}", String::from_utf8_lossy(b)))
+                    .unwrap_or_default(),
             ),
         );
     }
-    head?;
-    abi::get_buffer(abi::HTTP_CALL_RESPONSE_BODY, 0, body_size)
-        .ok()
-        .flatten()
-        .ok_or(FetchFailure::BodyUnreadable)
+    match head? {
+        Head::NotModified => Ok(Response::NotModified(Received::read())),
+        Head::Body => abi::get_buffer(abi::HTTP_CALL_RESPONSE_BODY, 0, body_size)
+            .ok()
+            .flatten()
+            .map(|body| Response::Body(body, Received::read()))
+            .ok_or(FetchFailure::BodyUnreadable),
+    }
 }
 
-/// Checks a fetched key set (logging each key dropped) and keeps its bytes for shared data.
-fn read_key_set(body: Vec<u8>) -> Result<Vec<u8>, FetchFailure> {
-    let parsed = jwks_cache::classify_body(Some(&body))?;
+/// Checks a fetched key set, logging each key dropped.
+fn read_key_set(body: &[u8]) -> Result<(), FetchFailure> {
+    let parsed = jwks_cache::classify_body(Some(body))?;
     for dropped in &parsed.dropped {
         log(
             LogLevel::Info,
@@ -260,7 +467,7 @@ fn read_key_set(body: Vec<u8>) -> Result<Vec<u8>, FetchFailure> {
             ),
         );
     }
-    Ok(body)
+    Ok(())
 }
 
 impl RootContext for Root {
@@ -283,7 +490,11 @@ impl RootContext for Root {
         let state = Rc::new(State::new(config));
         if state.has_remote() {
             if let Ok((None, _)) = abi::get_shared_data(&state.meta_key) {
-                let _ = abi::set_shared_data(&state.meta_key, &Meta::default().encode(), None);
+                let first = match state.clock() {
+                    Some(now) => Meta::first(now, self.rng.unit()),
+                    None => Meta::default(),
+                };
+                let _ = abi::set_shared_data(&state.meta_key, &first.encode(), None);
             }
             state.sync_from_shared();
             let tick = u32::try_from(TICK.as_millis()).unwrap_or(u32::MAX);
@@ -319,7 +530,7 @@ impl RootContext for Root {
         } = jwks_cache::tick(&meta, now, self.me, early, &state.timings)
         {
             if abi::set_shared_data(&state.meta_key, &leased.encode(), cas).is_ok() {
-                state.keys.borrow_mut().meta = leased;
+                state.keys.borrow_mut().meta = *leased;
                 self.start_fetch(&state, source, now);
             }
         }

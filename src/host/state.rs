@@ -166,7 +166,10 @@ impl State {
             Freshness::Never
         };
         let remote = match freshness {
-            Freshness::Stale => Unavailable::Stale,
+            Freshness::Stale => {
+                self.early_refetch_wanted.set(true);
+                Unavailable::Stale
+            }
             _ => Unavailable::NotYet,
         };
         match (freshness, &view.merged, &view.local) {
