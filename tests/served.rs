@@ -425,3 +425,99 @@ fn by_route_name_the_policy_applied_is_the_served_routes() {
 fn by_cluster_the_policy_applied_is_the_served_clusters() {
     run(true);
 }
+
+/// In the listener's filter chain (`phase: downstream`, the default), an internal redirect
+/// replays the request through the whole chain with the filter's edits made (`Authorization`
+/// removed). The judgement (`wasm.aml_auth_judged`, living as long as the downstream request)
+/// serves it when the new route belongs to the service the credential was judged for, and
+/// refuses it (`route_changed`) when another service's route would serve it; an anonymous
+/// request is refused before any redirect. HTTP/1.1 and HTTP/2.
+#[test]
+fn downstream_an_internal_redirect_within_the_judged_service_is_served() {
+    let redirector = Server::start(|r| {
+        let to = if r.path.contains("elsewhere") {
+            "http://models.contoso.com/other/score"
+        } else {
+            "http://models.contoso.com/target/score"
+        };
+        Reply::new(302, "").header("location", to)
+    });
+    let model = Server::start(|_| Reply::new(200, "served-by:model"));
+    let other = Server::start(|_| Reply::new(200, "served-by:other"));
+    let config = json!({
+        "primary_key": TOP_KEY,
+        "services": [
+            {"name": "model", "route_names": ["redirect", "model-target"], "primary_key": MODEL_KEY},
+            {"name": "other", "route_names": ["other"], "primary_key": V1_KEY}
+        ]
+    });
+    let mut redirect = route("redirect", "/redirect", json!([]), "redirector");
+    redirect["route"]["internal_redirect_policy"] =
+        json!({"max_internal_redirects": 1, "allow_cross_scheme_redirect": true});
+    let routes = vec![
+        redirect,
+        route("model-target", "/target/", json!([]), "model"),
+        route("other", "/other/", json!([]), "other"),
+    ];
+    let envoy = Envoy::start(&bootstrap(
+        vec![listener("main", vec![wasm_filter(&config)], routes)],
+        vec![
+            cluster("redirector", redirector.addr),
+            cluster("model", model.addr),
+            cluster("other", other.addr),
+        ],
+    ));
+    let created = envoy.vm_created();
+    let model_key = format!("Bearer {MODEL_KEY}");
+    let cases: [(&str, Option<&str>, u16, Option<&str>); 4] = [
+        (
+            "/redirect/score",
+            Some(&model_key),
+            200,
+            Some("served-by:model"),
+        ),
+        ("/redirect/elsewhere", Some(&model_key), 403, None),
+        ("/redirect/score", None, 401, None),
+        ("/redirect/score", Some("Bearer wrong-key"), 401, None),
+    ];
+    for (path, authorization, want, body) in cases {
+        for h2 in [false, true] {
+            let (status, got) = if h2 {
+                let mut headers: Vec<(&[u8], &[u8])> = vec![
+                    (b":method", b"GET"),
+                    (b":scheme", b"http"),
+                    (b":authority", b"models.contoso.com"),
+                    (b":path", path.as_bytes()),
+                ];
+                if let Some(a) = authorization {
+                    headers.push((b"authorization", a.as_bytes()));
+                }
+                h2_get(envoy.main(), &headers).unwrap_or_else(|e| panic!("{path}: {e}"))
+            } else {
+                let mut headers = Vec::new();
+                if let Some(a) = authorization {
+                    headers.push(("authorization", a));
+                }
+                let r = get(envoy.main(), path, &headers);
+                (r.status, r.body)
+            };
+            let text = String::from_utf8_lossy(&got).into_owned();
+            let proto = if h2 { "HTTP/2" } else { "HTTP/1.1" };
+            assert_eq!(
+                status, want,
+                "{path} {authorization:?} over {proto}: {text}"
+            );
+            if let Some(body) = body {
+                assert_eq!(text, body, "{path} over {proto}");
+            }
+        }
+    }
+    assert_eq!(
+        other.count(),
+        0,
+        "another service's upstream served a redirect"
+    );
+    assert_eq!(model.count(), 2);
+    assert_eq!(envoy.stat("aml_auth.denied.route_changed"), 2);
+    envoy.assert_no_vm_restart(created);
+}

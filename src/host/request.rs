@@ -7,7 +7,6 @@ use proxy_wasm::types::{Action, LogLevel};
 
 use super::state::State;
 use super::{abi, log, now_ms};
-use crate::config::Phase;
 use crate::request::decision::{self, Scope};
 use crate::request::policy::{self, Allowed, Exposed, Keys, TokenInputs, Verdict};
 use crate::request::status::{self, Denial, LocalReply};
@@ -24,9 +23,10 @@ impl Context for Request {}
 /// Filter state names (Envoy prefixes them with `wasm.`).
 const PRINCIPAL_STATE: &str = "aml_auth_principal";
 const SERVICE_STATE: &str = "aml_auth_service";
-/// In the upstream phase, the service (or `default`) an allowed request was judged for, so that
-/// a retry of the same request (its headers already edited) or its internal redirect is not
-/// judged again, and is refused when another service serves it.
+/// The service (or `default`) a forwarded request was judged for, so that its internal redirect
+/// (replayed with the filter's edits made, `Authorization` removed) and, in the upstream phase,
+/// its retry (the same edited headers) are not judged again, and are refused when another
+/// service serves them.
 const JUDGED_STATE: &str = "aml_auth_judged";
 
 /// Declares `wasm.aml_auth_judged` as filter state living as long as the downstream request,
@@ -113,22 +113,19 @@ impl HttpContext for Request {
         let Some(state) = self.state.clone() else {
             return send_local_reply(&status::not_configured());
         };
-        let upstream = state.config.phase == Phase::Upstream;
-        if upstream {
-            if let Some(judged) = property(&[JUDGED_STATE]) {
-                let host = &mut RequestHost {
-                    state: &state,
-                    headers: None,
-                };
-                if decision::serves_judged(&state.config, &state.router, host, &judged) {
-                    return Action::Continue;
-                }
-                let denial = Denial::RouteChanged;
-                for event in stats::events(&Verdict::Deny(denial)) {
-                    state.metrics.record(&state.config, Scope::Global, event);
-                }
-                return send_local_reply(&state.reply(denial));
+        if let Some(judged) = property(&[JUDGED_STATE]) {
+            let host = &mut RequestHost {
+                state: &state,
+                headers: None,
+            };
+            if decision::serves_judged(&state.config, &state.router, host, &judged) {
+                return Action::Continue;
             }
+            let denial = Denial::RouteChanged;
+            for event in stats::events(&Verdict::Deny(denial)) {
+                state.metrics.record(&state.config, Scope::Global, event);
+            }
+            return send_local_reply(&state.reply(denial));
         }
         let mut host = RequestHost {
             state: &state,
@@ -157,12 +154,12 @@ impl HttpContext for Request {
                 expose(exposed);
             }
         }
-        if upstream && !matches!(outcome.verdict, Verdict::Deny(_)) {
+        if !matches!(outcome.verdict, Verdict::Deny(_)) {
             let judged = stats::scope_name(&state.config, outcome.scope).unwrap_or_default();
             if let Err(status) = abi::set_property(JUDGED_STATE, judged.as_bytes()) {
                 log(
                     LogLevel::Warn,
-                    &format!("aml-auth-filter: could not set filter state {JUDGED_STATE}: {status:?} (a retry is judged again)"),
+                    &format!("aml-auth-filter: could not set filter state {JUDGED_STATE}: {status:?} (a retry or redirect is judged again)"),
                 );
             }
         }

@@ -277,9 +277,7 @@ impl RootContext for Root {
                 return false;
             }
         };
-        if config.phase == config::Phase::Upstream {
-            super::request::declare_judged_state();
-        }
+        super::request::declare_judged_state();
         let state = Rc::new(State::new(config));
         if state.has_remote() {
             if let Ok((None, _)) = abi::get_shared_data(&state.meta_key) {
