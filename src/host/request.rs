@@ -113,7 +113,8 @@ impl HttpContext for Request {
         let Some(state) = self.state.clone() else {
             return send_local_reply(&status::not_configured());
         };
-        if let Some(judged) = property(&[JUDGED_STATE]) {
+        let judges = !state.config.passes_everything();
+        if let Some(judged) = judges.then(|| property(&[JUDGED_STATE])).flatten() {
             let host = &mut RequestHost {
                 state: &state,
                 headers: None,
@@ -154,7 +155,7 @@ impl HttpContext for Request {
                 expose(exposed);
             }
         }
-        if !matches!(outcome.verdict, Verdict::Deny(_)) {
+        if judges && !matches!(outcome.verdict, Verdict::Deny(_)) {
             let judged = stats::scope_name(&state.config, outcome.scope).unwrap_or_default();
             if let Err(status) = abi::set_property(JUDGED_STATE, judged.as_bytes()) {
                 log(

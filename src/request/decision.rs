@@ -49,7 +49,7 @@ pub fn decide(
     router: &Router,
     host: &mut impl Host,
 ) -> Result<Outcome, HeadersUnreadable> {
-    if config.services.is_empty() && config.default_policy.mode == AuthMode::PassThrough {
+    if config.passes_everything() {
         return Ok(Outcome {
             scope: Scope::Global,
             verdict: Verdict::PassThrough,
