@@ -512,6 +512,17 @@ fn downstream_an_internal_redirect_within_the_judged_service_is_served() {
             }
         }
     }
+    // A client's own x-envoy-original-url (the header Envoy adds to a replayed request) finds no
+    // judgement: the request is judged as any other.
+    let resp = get(
+        envoy.main(),
+        "/target/score",
+        &[(
+            "x-envoy-original-url",
+            "http://models.contoso.com/redirect/score",
+        )],
+    );
+    assert_eq!(resp.status, 401, "{}", resp.text());
     assert_eq!(
         other.count(),
         0,

@@ -7,6 +7,7 @@ use proxy_wasm::types::{Action, LogLevel};
 
 use super::state::State;
 use super::{abi, log, now_ms};
+use crate::config::Phase;
 use crate::request::decision::{self, Scope};
 use crate::request::policy::{self, Allowed, Exposed, Keys, TokenInputs, Verdict};
 use crate::request::status::{self, Denial, LocalReply};
@@ -28,6 +29,10 @@ const SERVICE_STATE: &str = "aml_auth_service";
 /// its retry (the same edited headers) are not judged again, and are refused when another
 /// service serves them.
 const JUDGED_STATE: &str = "aml_auth_judged";
+/// The header Envoy adds to a request it replays for an internal redirect (the original URL).
+/// In the downstream phase the judgement is looked for only on a request carrying it (a client
+/// may send it too: the judgement is then absent and the request judged as any other).
+const REDIRECT_MARK: &str = "x-envoy-original-url";
 
 /// Declares `wasm.aml_auth_judged` as filter state living as long as the downstream request,
 /// so that it survives an internal redirect (Envoy's `declare_property` foreign function: a
@@ -52,12 +57,14 @@ pub(super) fn declare_judged_state() {
 /// Header pairs as the host gives them: names lowercase, values as bytes.
 type Pairs = Vec<(String, Vec<u8>)>;
 
-/// Removes from a header map (request headers or trailers) every header spelling a configured
-/// claim header (see [`claims::is_claim_header_spelling`]), read in one pass over its pairs: no
-/// host call besides that read when none matches. Returns the pairs left; `Err` when the host
-/// refused the read or a removal.
-fn strip_claim_headers(state: &State, map: u32) -> Result<Pairs, abi::HostStatus> {
-    let mut pairs = abi::get_header_pairs(map)?;
+/// Removes from a header map (request headers or trailers), given its `pairs` as read, every
+/// header spelling a configured claim header (see [`claims::is_claim_header_spelling`]): no host
+/// call when none matches. Returns the pairs left; `Err` when the host refused a removal.
+fn strip_claim_headers(
+    state: &State,
+    map: u32,
+    mut pairs: Pairs,
+) -> Result<Pairs, abi::HostStatus> {
     let claim_headers = &state.config.claim_headers;
     let mut removed: Vec<String> = Vec::new();
     for (name, _) in &pairs {
@@ -114,12 +121,26 @@ impl HttpContext for Request {
             return send_local_reply(&status::not_configured());
         };
         let judges = !state.config.passes_everything();
-        if let Some(judged) = judges.then(|| property(&[JUDGED_STATE])).flatten() {
-            let host = &mut RequestHost {
-                state: &state,
-                headers: None,
-            };
-            if decision::serves_judged(&state.config, &state.router, host, &judged) {
+        let mut host = RequestHost {
+            state: &state,
+            headers: None,
+        };
+        if judges || !state.config.claim_headers.is_empty() {
+            match abi::get_header_pairs(abi::HTTP_REQUEST_HEADERS) {
+                Ok(pairs) => host.headers = Some(pairs),
+                Err(_) => return host_error_reply(),
+            }
+        }
+        let maybe_later_pass = state.config.phase == Phase::Upstream
+            || host
+                .headers
+                .as_ref()
+                .is_some_and(|pairs| pairs.iter().any(|(name, _)| name == REDIRECT_MARK));
+        if let Some(judged) = (judges && maybe_later_pass)
+            .then(|| property(&[JUDGED_STATE]))
+            .flatten()
+        {
+            if decision::serves_judged(&state.config, &state.router, &mut host, &judged) {
                 return Action::Continue;
             }
             let denial = Denial::RouteChanged;
@@ -128,12 +149,8 @@ impl HttpContext for Request {
             }
             return send_local_reply(&state.reply(denial));
         }
-        let mut host = RequestHost {
-            state: &state,
-            headers: None,
-        };
-        if !state.config.claim_headers.is_empty() {
-            match strip_claim_headers(&state, abi::HTTP_REQUEST_HEADERS) {
+        if let Some(pairs) = host.headers.take() {
+            match strip_claim_headers(&state, abi::HTTP_REQUEST_HEADERS, pairs) {
                 Ok(pairs) => host.headers = Some(pairs),
                 Err(_) => {
                     log(
@@ -182,8 +199,11 @@ impl HttpContext for Request {
         let Some(state) = self.state.as_ref() else {
             return Action::Continue;
         };
+        let map = abi::HTTP_REQUEST_TRAILERS;
         if state.config.claim_headers.is_empty()
-            || strip_claim_headers(state, abi::HTTP_REQUEST_TRAILERS).is_ok()
+            || abi::get_header_pairs(map)
+                .and_then(|pairs| strip_claim_headers(state, map, pairs))
+                .is_ok()
         {
             return Action::Continue;
         }
