@@ -277,7 +277,9 @@ impl RootContext for Root {
                 return false;
             }
         };
-        super::request::declare_judged_state();
+        if config.phase == config::Phase::Upstream {
+            super::request::declare_judged_state();
+        }
         let state = Rc::new(State::new(config));
         if state.has_remote() {
             if let Ok((None, _)) = abi::get_shared_data(&state.meta_key) {

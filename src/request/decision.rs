@@ -118,9 +118,9 @@ pub fn decide(
     Ok(Outcome { scope, verdict })
 }
 
-/// For a later pass of a request already judged and forwarded (an internal redirect, replayed
-/// with the filter's edits made; in the upstream phase also a retry, the same edited headers
-/// sent again): whether what is served now belongs to `judged`, the name of the service (or
+/// In the upstream phase, for a later pass of a request already judged and forwarded (a retry,
+/// the same edited headers sent again, or an internal redirect, replayed with the filter's edits
+/// made): whether what is served now belongs to `judged`, the name of the service (or
 /// `default`) its credential was judged for. Without `services` one policy covers everything.
 pub fn serves_judged(
     config: &FilterConfig,
