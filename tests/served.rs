@@ -425,3 +425,124 @@ fn by_route_name_the_policy_applied_is_the_served_routes() {
 fn by_cluster_the_policy_applied_is_the_served_clusters() {
     run(true);
 }
+
+/// An internal redirect replays the request with the filter's edits made (`Authorization`
+/// removed). In the router's upstream filters (`phase: upstream`) the judgement
+/// (`wasm.aml_auth_judged`, living as long as the downstream request) serves it when the new
+/// route belongs to the judged service and refuses it (`route_changed`) otherwise. In the
+/// listener's chain (`phase: downstream`) the replay is judged again and, without its
+/// credential, refused with 401 `missing_credential` (documented in docs/routing.md). Either way
+/// no other service's upstream serves it, and an anonymous or wrong credential is refused
+/// before any redirect. HTTP/1.1 and HTTP/2.
+#[test]
+fn an_internal_redirect_is_served_only_by_the_judged_service_in_either_phase() {
+    let redirector = Server::start(|r| {
+        let to = if r.path.contains("elsewhere") {
+            "http://models.contoso.com/other/score"
+        } else {
+            "http://models.contoso.com/target/score"
+        };
+        Reply::new(302, "").header("location", to)
+    });
+    let model = Server::start(|_| Reply::new(200, "served-by:model"));
+    let other = Server::start(|_| Reply::new(200, "served-by:other"));
+    for upstream_phase in [false, true] {
+        model.clear();
+        let mut config = json!({
+            "primary_key": TOP_KEY,
+            "services": [
+                {"name": "model", "route_names": ["redirect", "model-target"], "primary_key": MODEL_KEY},
+                {"name": "other", "route_names": ["other"], "primary_key": V1_KEY}
+            ]
+        });
+        let mut filters = vec![wasm_filter(&config)];
+        let mut router = router_filter();
+        if upstream_phase {
+            config["phase"] = json!("upstream");
+            filters.clear();
+            router["typed_config"]["upstream_http_filters"] = json!([
+                wasm_filter(&config),
+                {"name": "envoy.filters.http.upstream_codec", "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec"}}
+            ]);
+        }
+        let mut redirect = route("redirect", "/redirect", json!([]), "redirector");
+        redirect["route"]["internal_redirect_policy"] =
+            json!({"max_internal_redirects": 1, "allow_cross_scheme_redirect": true});
+        let routes = vec![
+            redirect,
+            route("model-target", "/target/", json!([]), "model"),
+            route("other", "/other/", json!([]), "other"),
+        ];
+        let mut main = listener("main", filters, routes);
+        let hcm = &mut main["filter_chains"][0]["filters"][0]["typed_config"];
+        let chain = hcm["http_filters"].as_array_mut().unwrap();
+        *chain.last_mut().unwrap() = router;
+        let envoy = Envoy::start(&bootstrap(
+            vec![main],
+            vec![
+                cluster("redirector", redirector.addr),
+                cluster("model", model.addr),
+                cluster("other", other.addr),
+            ],
+        ));
+        let created = envoy.vm_created();
+        let model_key = format!("Bearer {MODEL_KEY}");
+        let (redirected, elsewhere) = if upstream_phase {
+            ((200, "served-by:model"), (403, "route_changed"))
+        } else {
+            ((401, "missing_credential"), (401, "missing_credential"))
+        };
+        let cases: [(&str, Option<&str>, (u16, &str)); 4] = [
+            ("/redirect/score", Some(&model_key), redirected),
+            ("/redirect/elsewhere", Some(&model_key), elsewhere),
+            ("/redirect/score", None, (401, "missing_credential")),
+            (
+                "/redirect/score",
+                Some("Bearer wrong-key"),
+                (401, "invalid_key"),
+            ),
+        ];
+        for (path, authorization, (want, body)) in cases {
+            for h2 in [false, true] {
+                let (status, got) = if h2 {
+                    let mut headers: Vec<(&[u8], &[u8])> = vec![
+                        (b":method", b"GET"),
+                        (b":scheme", b"http"),
+                        (b":authority", b"models.contoso.com"),
+                        (b":path", path.as_bytes()),
+                    ];
+                    if let Some(a) = authorization {
+                        headers.push((b"authorization", a.as_bytes()));
+                    }
+                    h2_get(envoy.main(), &headers).unwrap_or_else(|e| panic!("{path}: {e}"))
+                } else {
+                    let headers: Vec<(&str, &str)> = authorization
+                        .map(|a| ("authorization", a))
+                        .into_iter()
+                        .collect();
+                    let r = get(envoy.main(), path, &headers);
+                    (r.status, r.body)
+                };
+                let text = String::from_utf8_lossy(&got).into_owned();
+                let what = format!(
+                    "upstream phase {upstream_phase}: {path} {authorization:?} over {}",
+                    if h2 { "HTTP/2" } else { "HTTP/1.1" }
+                );
+                assert_eq!(status, want, "{what}: {text}");
+                assert!(text.contains(body), "{what}: {text}");
+            }
+        }
+        assert_eq!(
+            model.count(),
+            if upstream_phase { 2 } else { 0 },
+            "upstream phase {upstream_phase}"
+        );
+        envoy.assert_no_vm_restart(created);
+    }
+    assert_eq!(
+        other.count(),
+        0,
+        "another service's upstream served a redirect"
+    );
+}

@@ -111,6 +111,11 @@ pub enum Unmatched {
 }
 
 impl FilterConfig {
+    /// Whether every request is passed through: no services, and no auth at the top level.
+    pub fn passes_everything(&self) -> bool {
+        self.services.is_empty() && self.default_policy.mode == AuthMode::PassThrough
+    }
+
     /// The name of the required claim a denial refers to.
     pub fn required_claim_name(&self, name_id: u32) -> Option<&str> {
         usize::try_from(name_id)

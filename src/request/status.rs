@@ -40,8 +40,8 @@ pub enum Denial {
     /// Services select by Envoy route or cluster and none names this request's route or
     /// cluster, and `unmatched_routes` is not `top_level_policy` (403, no credential judged).
     NoService,
-    /// A later upstream attempt of a request (a retry) is served by another service than the
-    /// one its credential was judged for (403).
+    /// In the upstream phase, a later pass of a forwarded request (a retry or an internal
+    /// redirect) is served by another service than the one its credential was judged for (403).
     RouteChanged,
 }
 
