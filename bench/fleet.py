@@ -6,13 +6,15 @@ during an unknown-kid flood; printed as a markdown table with the extrapolation 
 Starts one JWKS test server and several Envoys (`--disable-hot-restart`, own ports, each with the
 filter fetching the key set under its own authority `jwks-<i>.fleet`), then runs the phases:
 
-1. steady: the server answers; nothing else happens.
-2. flood: the server answers; every proxy gets a stream of tokens whose `kid` is unknown (each
-   distinct), the early-refetch trigger.
-3. outage: the server goes down: its listening socket closes and every kept-alive connection is
-   dropped, so each attempt is refused. Attempts are counted by the filter's own counters
-   (`aml_auth.jwks.fetch_success` + `aml_auth.jwks.fetch_failure`), sampled every second, since a
-   server that is down counts nothing.
+1. steady: the server answers; nothing else happens. Measured as the interval between each
+   proxy's initial fetch and its next one (a window of 1.1 refresh periods plus 5 s).
+2. outage: the server goes down: its listening socket closes and every kept-alive connection is
+   dropped, so each attempt is refused. One unknown-kid token per proxy starts the attempts at
+   once (otherwise the first comes at the next refresh). Attempts are counted by the filter's own
+   counters (`aml_auth.jwks.fetch_success` + `aml_auth.jwks.fetch_failure`), sampled every
+   second, since a server that is down counts nothing.
+3. flood: the server comes back; every proxy gets a stream of tokens whose `kid` is unknown (each
+   distinct), the early-refetch trigger; counted once every proxy fetched again.
 
 Requests in the up phases are counted where the identity provider would count them: at the server,
 per authority. Steady state is one fetch per refresh period, so it is measured with a short period
@@ -66,6 +68,7 @@ class JwksServer:
     def __init__(self):
         self.lock = threading.Lock()
         self.counts = {}
+        self.times = {}
         self.conns = set()
         self.server = None
         self.port = None
@@ -89,6 +92,7 @@ class JwksServer:
                 host = self.headers.get("Host", "")
                 with outer.lock:
                     outer.counts[host] = outer.counts.get(host, 0) + 1
+                    outer.times.setdefault(host, []).append(time.monotonic())
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(JWKS)))
@@ -122,6 +126,10 @@ class JwksServer:
     def snapshot(self):
         with self.lock:
             return dict(self.counts)
+
+    def fetch_times(self, host):
+        with self.lock:
+            return list(self.times.get(host, []))
 
 
 def b64url(data):
@@ -387,10 +395,9 @@ def main():
     ap.add_argument("--max-stale", type=int, default=86400, help="max_stale_seconds of the run")
     ap.add_argument("--production-refresh", type=int, default=600, help="period steady state is scaled to")
     ap.add_argument("--fleet", type=int, default=2000, help="proxies to extrapolate to")
-    ap.add_argument("--steady", type=int, default=60, help="seconds of steady state")
     ap.add_argument("--flood", type=int, default=60, help="seconds of unknown-kid flood")
     ap.add_argument("--flood-rps", type=float, default=5.0, help="unknown-kid tokens per second per proxy")
-    ap.add_argument("--outage", type=int, default=150, help="seconds of outage")
+    ap.add_argument("--outage", type=int, default=130, help="seconds of outage")
     ap.add_argument("--out", help="also write the markdown table to this file")
     args = ap.parse_args()
     for path, what in ((args.envoy, "Envoy"), (args.wasm, "the module")):
@@ -418,59 +425,71 @@ def main():
             time.sleep(0.2)
         rows = []
 
-        def up_phase(name, seconds, during=None):
-            before = server.snapshot()
-            stop = threading.Event()
-            results = {}
-            threads = []
-            if during:
-                threads = [threading.Thread(target=flood, args=(p, during, stop, results)) for p in proxies]
-                for t in threads:
-                    t.start()
-            time.sleep(seconds)
-            stop.set()
-            for t in threads:
-                t.join()
-            after = server.snapshot()
-            counts = [after.get(p.authority, 0) - before.get(p.authority, 0) for p in proxies]
-            return counts, results
+        steady_window = int(args.refresh * 1.1) + 5
+        log(f"steady state: {steady_window} s (every proxy's first refresh after its initial fetch)")
+        start = time.monotonic()
+        time.sleep(steady_window)
+        intervals = []
+        steady_total = 0
+        for p in proxies:
+            times = [t for t in server.fetch_times(p.authority) if t < start + steady_window]
+            steady_total += sum(1 for t in times if t >= start)
+            intervals += [b - a for a, b in zip(times, times[1:])]
+        if intervals:
+            interval = statistics.mean(intervals)
+            measured = 3600.0 / interval
+            rows.append(("steady state", steady_window, steady_total, measured * args.refresh / args.production_refresh,
+                         f"one fetch every {interval:.1f} s per proxy (refresh {args.refresh} s, {measured:.0f}/h), scaled to refresh {args.production_refresh} s"))
 
-        log(f"steady state: {args.steady} s")
-        counts, _ = up_phase("steady", args.steady)
-        steady = sum(counts)
-        rows.append(("steady state", args.steady, steady, scale(steady, args, args.steady) * args.refresh / args.production_refresh,
-                     f"measured at refresh {args.refresh} s ({scale(steady, args, args.steady):.0f}/h), scaled to {args.production_refresh} s"))
-
-        log(f"unknown-kid flood: {args.flood} s at {args.flood_rps:g} tokens/s per proxy")
-        counts, results = up_phase("flood", args.flood, during=args.flood_rps)
-        flood_total = sum(counts)
-        sent = sum(s for s, _ in results.values())
-        refused = sum(r for _, r in results.values())
-        rows.append(("unknown-kid flood", args.flood, flood_total, scale(flood_total, args, args.flood),
-                     f"{sent} unknown-kid tokens sent, {refused} refused with 401; includes the regular refreshes"))
-
-        log(f"outage: {args.outage} s (server down, kept-alive connections dropped)")
+        log(f"outage: {args.outage} s (server down, kept-alive connections dropped; one unknown-kid token per proxy starts the attempts at once)")
         server.down()
+        for p in proxies:
+            try:
+                http_get(*p.listener, "/score", {"Authorization": f"Bearer {unknown_kid_token(-1 - p.i)}"})
+            except (OSError, http.client.HTTPException):
+                pass
         timeline = []
         sample(proxies, args.outage, timeline)
         start, end = timeline[0][1], timeline[-1][1]
         outage_total = sum(e - s for s, e in zip(start, end))
         gaps = []
-        first_failures = []
         for j in range(len(proxies)):
             events = [t for (t, v), (_, prev) in zip(timeline[1:], timeline) if v[j] > prev[j]]
-            if events:
-                first_failures.append(events[0] - timeline[0][0])
             steps = [b - a for a, b in zip(events, events[1:])]
             if steps:
                 gaps.append(max(steps))
         rows.append(("outage, whole window", args.outage, outage_total, scale(outage_total, args, args.outage),
-                     "waiting for the next refresh, then the backoff ramp; counted by the filter's counters"))
+                     "the backoff ramp from the first failure on; counted by the filter's counters"))
         if gaps:
             gap = statistics.median(gaps)
             rows.append(("outage, sustained", None, None, 3600.0 / gap,
                          f"once the backoff reached its cap: longest gap between attempts {gap:.0f} s (median over proxies; sampled each second)"))
+
+        log(f"unknown-kid flood at {args.flood_rps:g} tokens/s per proxy: the server comes back, then {args.flood} s counted once every proxy fetched again")
         server.up()
+        recovered_from = {p.authority: len(server.fetch_times(p.authority)) for p in proxies}
+        stop = threading.Event()
+        results = {}
+        threads = [threading.Thread(target=flood, args=(p, args.flood_rps, stop, results)) for p in proxies]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 120
+        while any(len(server.fetch_times(a)) <= n for a, n in recovered_from.items()):
+            if time.monotonic() > deadline:
+                stop.set()
+                raise SystemExit("not every proxy fetched again within 120 s of the server coming back")
+            time.sleep(0.2)
+        before = server.snapshot()
+        time.sleep(args.flood)
+        after = server.snapshot()
+        stop.set()
+        for t in threads:
+            t.join()
+        flood_total = sum(after.get(p.authority, 0) - before.get(p.authority, 0) for p in proxies)
+        sent = sum(s for s, _ in results.values())
+        refused = sum(r for _, r in results.values())
+        rows.append(("unknown-kid flood", args.flood, flood_total, scale(flood_total, args, args.flood),
+                     f"{sent} unknown-kid tokens sent in all, {refused} refused with 401; includes the regular refreshes"))
     finally:
         for p in proxies:
             p.stop()
@@ -480,9 +499,8 @@ def main():
             pass
 
     lines = [
-        f"Module {commit} (wasm sha256 {wasm_sha}), Envoy `{os.path.basename(args.envoy)}`; "
-        f"{args.proxies} proxies x {args.concurrency} workers, one JWKS server; "
-        f"first outage attempt after {statistics.median(first_failures):.0f} s (median)." if first_failures else f"Module {commit}.",
+        f"Module {commit} (wasm sha256 {wasm_sha}); {args.proxies} proxies x {args.concurrency} workers, "
+        f"one JWKS server, refresh {args.refresh} s.",
         "",
         f"| phase | window (s) | JWKS requests, {args.proxies} proxies | per proxy per hour | {args.fleet:,} proxies (req/s) | note |",
         "|---|---:|---:|---:|---:|---|",
