@@ -356,6 +356,16 @@ build_floor_modules() {
   done
 }
 
+# Fleet figure (bench/fleet.py): several Envoys against one JWKS server; prints a markdown table of
+# JWKS requests per proxy per hour in steady state, during an unknown-kid flood and during an
+# outage, extrapolated to a fleet (about 5 minutes; `bench fleet --help` lists the options).
+bench_fleet() {
+  ensure_envoy
+  cmd_wasm
+  command -v python3 >/dev/null || apt_install python3
+  python3 "$ROOT/bench/fleet.py" --envoy "$ENVOY" --wasm "$WASM" "$@"
+}
+
 # End-to-end benchmark (bench/main.rs): one Envoy, one listener per scenario (the floor modules of
 # bench/floor among them), wrk in interleaved rounds; writes bench/results.md, bench/results.json
 # and bench/ratios.svg. Extra arguments go to the driver (--rounds N --seconds S --connections C
@@ -363,6 +373,11 @@ build_floor_modules() {
 cmd_bench() {
   if [ "${1:-}" = "micro" ]; then
     bench_micro
+    return
+  fi
+  if [ "${1:-}" = "fleet" ]; then
+    shift
+    bench_fleet "$@"
     return
   fi
   ensure_envoy
@@ -408,7 +423,8 @@ usage: ./build.sh <command>
   fuzz      run every fuzz target for FUZZ_SECONDS (default 60) each; installs nightly and cargo-fuzz
   soak      one million mixed requests against a real Envoy (SOAK_REQUESTS to change), minutes
   bench     end-to-end benchmark beside Envoy's native filters (bench/results.md), then the
-            micro-benchmark; `bench micro` runs only the micro-benchmark
+            micro-benchmark; `bench micro` runs only the micro-benchmark; `bench fleet` the
+            fleet figure: JWKS requests per proxy per hour from several Envoys (~5 minutes)
 EOF
 }
 

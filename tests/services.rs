@@ -1,5 +1,6 @@
 //! One gateway, many services: longest-prefix routing across modes, inheritance of top-level
-//! defaults, the default policy for unmatched paths, and 500 services, against a real Envoy.
+//! defaults, the default policy for unmatched paths, 500 services, and the 10,000-services limit,
+//! against a real Envoy.
 
 mod common;
 
@@ -337,4 +338,23 @@ fn service_configuration_errors_name_the_service() {
         ),
     ];
     assert_configs_refused(&upstream, &cases);
+}
+
+#[test]
+fn envoy_refuses_more_than_10000_services_naming_the_field_and_the_limit() {
+    let upstream = Server::upstream();
+    let services = |n: usize| -> Vec<Value> {
+        (0..n)
+            .map(|i| json!({"name": format!("s{i}"), "path_prefix": format!("/s{i}/")}))
+            .collect()
+    };
+    let config = |n| json!({"primary_key": "fleet-key-0123456789", "services": services(n)});
+    assert!(validate(&filter_in_front_of(&config(10_000), &upstream)).ok);
+    assert_configs_refused(
+        &upstream,
+        &[(
+            config(10_001),
+            "field `services`: at most 10000 services are supported, found 10001",
+        )],
+    );
 }

@@ -1,5 +1,6 @@
 //! The verified-token cache in a real Envoy: bounded by bytes, least recently used evicted first,
-//! so a hot token keeps hitting the cache through a flood of distinct large valid tokens.
+//! so a hot token keeps hitting the cache through a flood of distinct large valid tokens; its
+//! budget is configured (`token.cache_max_bytes`) and checked.
 
 mod common;
 
@@ -79,4 +80,37 @@ fn a_hot_token_keeps_hitting_the_cache_through_a_flood_of_distinct_large_tokens(
     assert_eq!(envoy.stat(MISS), 1 + FLOOD as i64);
     assert_eq!(envoy.stat(HIT), 1 + hot_sent);
     envoy.assert_no_vm_restart(created);
+}
+
+#[test]
+fn the_cache_budget_is_configurable_and_checked_by_envoy() {
+    let upstream = Server::upstream();
+    let server = jwks_server(&jwks(vec![ed().public_jwk("ed-a", Some("EdDSA"))]));
+    let with_budget = |budget: Value| {
+        let mut config = token_config(remote_source("jwks", 600, 3_600));
+        config["token"]["cache_max_bytes"] = budget;
+        config
+    };
+    assert_configs_refused(
+        &upstream,
+        &[
+            (
+                with_budget(json!(1_073_741_825u64)),
+                "field `token.cache_max_bytes`: must be a whole number from 0 to 1073741824",
+            ),
+            (with_budget(json!("8MiB")), "field `token.cache_max_bytes`"),
+        ],
+    );
+    // 0 turns the cache off: the same token is verified in full every time.
+    let envoy = Envoy::start(&filter_with_clusters(
+        &with_budget(json!(0)),
+        &upstream,
+        &[("jwks", &server)],
+    ));
+    assert!(envoy.wait_stat_at_least("aml_auth.jwks.fetch_success", 1));
+    let token = ed().sign("EdDSA", Some("ed-a"), &good_claims()).unwrap();
+    for _ in 0..3 {
+        assert_eq!(get_bearer(envoy.main(), "/score", &token).status, 200);
+    }
+    assert_eq!((envoy.stat(HIT), envoy.stat(MISS)), (0, 3));
 }
