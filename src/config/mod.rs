@@ -336,7 +336,7 @@ fn unused_top_level_keys(
         if !inherited {
             return Err(ConfigError::new(
                 root.path(field),
-                format!("is set but no policy uses it: the top level is not in key mode (auth_enabled is false) and no key-mode service inherits it, so the key would never apply: remove it, or set it on the key-mode service that should use it"),
+                "is set but no policy uses it: the top level is not in key mode (auth_enabled is false) and no key-mode service inherits it, so the key would never apply: remove it, or set it on the key-mode service that should use it",
             ));
         }
     }
