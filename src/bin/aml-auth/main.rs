@@ -3,6 +3,7 @@
 
 mod args;
 mod check;
+mod config_check;
 mod ecds;
 mod fsio;
 mod jsonspan;
@@ -27,10 +28,40 @@ commands:
   token issue     sign a token for the filter's token auth
   token check     judge a token as the filter would, check by check
   jwks            print the public JWKS of signing keys
+  config check    judge a plugin configuration offline with the filter's own parser
   help [COMMAND]  this text, or a command's
 
 Run `aml-auth <command> --help` for a command's options.
-Exit status: 0 success, 1 failure (`token check`: the filter would deny), 2 usage error.
+Exit status: 0 success, 1 failure (`token check`: the filter would deny; `config check`: it
+refuses the configuration), 2 usage error.
+";
+
+const CONFIG_USAGE: &str = "usage: aml-auth config check [FILE | -] [--envoy ENVOY_JSON]
+
+  config check    judge a plugin configuration offline with the filter's own parser
+";
+
+const CONFIG_CHECK_USAGE: &str = "usage: aml-auth config check [FILE | -] [--envoy ENVOY_JSON]
+
+Judges a plugin configuration with the filter's own parser, offline (no Envoy, nothing
+fetched), and prints a one-screen summary of what it does: the top-level policy, how services
+are selected, each service's mode and keys' storage (never a key), the token issuers and key
+sources. Refused: the field path and what to change.
+
+  FILE               the plugin configuration (JSON; `-` reads stdin), or an Envoy ECDS file
+                     (each Wasm resource's plugin configuration is checked)
+  --envoy ENVOY_JSON the Envoy configuration the filter runs in, as JSON. Without FILE, the
+                     plugin configuration of every Wasm filter inlined in it is checked. Warns
+                     when a route listed earlier with a shorter prefix takes the requests of a
+                     longer path_prefix (Envoy takes the first matching route, the filter the
+                     longest prefix), when route_names or clusters name nothing in it, and when
+                     a remote_jwks cluster is not one of its clusters
+
+env: keys are read from the environment this command runs in; one unset here is reported and
+checked as if it held a valid key. Warnings (exit status unchanged): unset env: variables,
+plaintext keys under 16 characters, the same key in both slots, the route checks above.
+Exit status: 0 the filter accepts the configuration, 1 it refuses it (or a file cannot be
+read), 2 usage error.
 ";
 
 const KEYS_USAGE: &str = "usage: aml-auth keys <generate|regen|list> [<args>]
@@ -283,6 +314,14 @@ fn run(args: &[String]) -> Result<Output, CliError> {
             "unknown subcommand `token {other}`"
         ))),
         ["jwks", ..] => jwks(rest(1)),
+        ["config"] => Err(CliError::usage("aml-auth config")(
+            "missing subcommand".to_string(),
+        )),
+        ["config", w, ..] if is_help(w) => help(CONFIG_USAGE),
+        ["config", "check", ..] => config_check(rest(2)),
+        ["config", other, ..] => Err(CliError::usage("aml-auth config")(format!(
+            "unknown subcommand `config {other}`"
+        ))),
         [other, ..] => Err(CliError::usage("aml-auth")(format!(
             "unknown command `{other}`"
         ))),
@@ -299,6 +338,8 @@ fn usage_of(topic: &[&str]) -> Option<&'static str> {
         ["token", "issue"] => ISSUE_USAGE,
         ["token", "check"] => CHECK_USAGE,
         ["jwks"] => JWKS_USAGE,
+        ["config"] => CONFIG_USAGE,
+        ["config", "check"] => CONFIG_CHECK_USAGE,
         _ => return None,
     })
 }
@@ -521,6 +562,93 @@ fn token_check(args: &[String]) -> Result<Output, CliError> {
     })
 }
 
+fn config_check(args: &[String]) -> Result<Output, CliError> {
+    const CMD: &str = "aml-auth config check";
+    let Some(p) = parse_or_help(args, &[Flag::value("--envoy")], CMD)? else {
+        return help(CONFIG_CHECK_USAGE);
+    };
+    let usage = CliError::usage(CMD);
+    p.at_most_positionals(1).map_err(&usage)?;
+    let file = p.positionals.first().map(String::as_str);
+    let envoy_path = p.value("--envoy");
+    if file.is_none() && envoy_path.is_none() {
+        return Err(usage(
+            "FILE is required (`-` reads stdin), or --envoy ENVOY_JSON to check its inline plugin configurations".into(),
+        ));
+    }
+    let envoy = match envoy_path {
+        None => None,
+        Some(path) => {
+            let bytes = std::fs::read(path)
+                .map_err(|e| CliError::fail(format!("cannot read --envoy {path}: {e}")))?;
+            let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+                CliError::fail(format!(
+                    "--envoy {path} is not JSON ({e}): give the Envoy configuration as JSON (Envoy reads JSON too; YAML converts with e.g. python3 -c 'import json,sys,yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)')"
+                ))
+            })?;
+            Some((path, value))
+        }
+    };
+    let mut sources = Vec::new();
+    match file {
+        Some(name) => {
+            let (shown, bytes) = if name == "-" {
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes)
+                    .map_err(|e| CliError::fail(format!("cannot read stdin: {e}")))?;
+                ("stdin".to_string(), bytes)
+            } else {
+                let bytes = std::fs::read(name)
+                    .map_err(|e| CliError::fail(format!("cannot read {name}: {e}")))?;
+                (name.to_string(), bytes)
+            };
+            match config_check::ecds_configs(&bytes) {
+                Some(found) if found.is_empty() => {
+                    return Err(CliError::fail(format!(
+                        "{shown} is an Envoy ECDS file without a Wasm resource holding a plugin configuration"
+                    )))
+                }
+                Some(found) => sources.extend(found.into_iter().map(|(res, text)| {
+                    config_check::Source {
+                        shown: format!("{shown} (ECDS resource `{res}`)"),
+                        text: text.into_bytes(),
+                    }
+                })),
+                None => sources.push(config_check::Source {
+                    shown,
+                    text: bytes,
+                }),
+            }
+        }
+        None => {
+            if let Some((path, value)) = &envoy {
+                let found = config_check::envoy_configs(value);
+                if found.is_empty() {
+                    return Err(CliError::fail(format!(
+                        "--envoy {path} inlines no Wasm plugin configuration (one taking the filter from ECDS: give the ECDS file or the plugin configuration as FILE)"
+                    )));
+                }
+                sources.extend(found.into_iter().map(|(name, text)| config_check::Source {
+                    shown: format!("{path} (filter `{name}`)"),
+                    text: text.into_bytes(),
+                }));
+            }
+        }
+    }
+    let mut lines = Vec::new();
+    let mut valid = true;
+    for source in &sources {
+        let checked = config_check::check(source, envoy.as_ref().map(|(_, v)| v));
+        valid &= checked.valid;
+        lines.extend(checked.lines);
+    }
+    Ok(Output {
+        lines,
+        status: if valid { 0 } else { 1 },
+        essential: false,
+    })
+}
+
 fn jwks(args: &[String]) -> Result<Output, CliError> {
     const CMD: &str = "aml-auth jwks";
     let Some(p) = parse_or_help(args, &[Flag::repeated("--signing-key")], CMD)? else {
@@ -567,6 +695,9 @@ mod tests {
             (&["jwks", "--help"], JWKS_USAGE),
             (&["help", "keys", "regen"], REGEN_USAGE),
             (&["help", "jwks"], JWKS_USAGE),
+            (&["config", "--help"], CONFIG_USAGE),
+            (&["config", "check", "-h"], CONFIG_CHECK_USAGE),
+            (&["help", "config", "check"], CONFIG_CHECK_USAGE),
         ];
         for (words, want) in cases {
             assert_eq!(
