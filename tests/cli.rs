@@ -1620,3 +1620,87 @@ fn config_check_refusals_name_the_field_and_the_fix() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
     }
 }
+
+/// Issue 18 point 7: in path mode Envoy takes the first matching route and the filter the
+/// longest path_prefix; `config check --envoy` warns when a shorter prefix listed first takes a
+/// longer prefix's requests, and says nothing once the longer one is listed first.
+#[test]
+fn config_check_warns_when_envoy_routes_shadow_a_longer_prefix() {
+    let dir = scratch_dir("cli-config-check-shadow");
+    let plugin = write(
+        &dir,
+        "plugin.json",
+        r#"{"primary_key": "sha256:0000000000000000000000000000000000000000000000000000000000000000",
+            "services": [
+              {"name": "demo", "path_prefix": "/api/v1/service/demo"},
+              {"name": "demo-token", "path_prefix": "/api/v1/service/demo-token"}]}"#,
+    );
+    let envoy = |routes: Value| {
+        json!({"static_resources": {
+            "clusters": [{"name": "model"}],
+            "listeners": [{"name": "main", "filter_chains": [{"filters": [{
+                "name": "envoy.filters.network.http_connection_manager",
+                "typed_config": {
+                    "http_filters": [
+                        {"name": "aml_auth", "config_discovery": {"config_source": {}}},
+                        {"name": "envoy.filters.http.router"}],
+                    "route_config": {"virtual_hosts": [{"name": "models", "domains": ["*"], "routes": routes}]}}}]}]}]
+        }})
+    };
+    let shadowed = write(
+        &dir,
+        "shadowed.json",
+        &envoy(json!([
+            {"name": "demo", "match": {"prefix": "/api/v1/service/demo"}, "route": {"cluster": "model"}},
+            {"name": "demo-token", "match": {"prefix": "/api/v1/service/demo-token"}, "route": {"cluster": "model"}}
+        ]))
+        .to_string(),
+    );
+    let out = cli(&[
+        "config",
+        "check",
+        plugin.to_str().unwrap(),
+        "--envoy",
+        shadowed.to_str().unwrap(),
+    ]);
+    assert_ok(&out);
+    let said = stdout(&out);
+    assert!(
+        said.contains("warning: service `demo-token` (path_prefix `/api/v1/service/demo-token`): Envoy's route `demo` (virtual host `models`, routes[0], prefix `/api/v1/service/demo`) is listed before its route `demo-token`"),
+        "{said}"
+    );
+    assert!(said.contains("route mode, the safe default"), "{said}");
+    assert_eq!(said.matches("warning:").count(), 1, "{said}");
+
+    let ordered = write(
+        &dir,
+        "ordered.json",
+        &envoy(json!([
+            {"name": "demo-token", "match": {"prefix": "/api/v1/service/demo-token"}, "route": {"cluster": "model"}},
+            {"name": "demo", "match": {"prefix": "/api/v1/service/demo"}, "route": {"cluster": "model"}}
+        ]))
+        .to_string(),
+    );
+    let out = cli(&[
+        "config",
+        "check",
+        plugin.to_str().unwrap(),
+        "--envoy",
+        ordered.to_str().unwrap(),
+    ]);
+    assert_ok(&out);
+    assert!(!stdout(&out).contains("warning"), "{}", stdout(&out));
+
+    let yaml = write(&dir, "envoy.yaml", "static_resources: {}\n");
+    assert_refused(
+        &cli(&[
+            "config",
+            "check",
+            plugin.to_str().unwrap(),
+            "--envoy",
+            yaml.to_str().unwrap(),
+        ]),
+        1,
+        "is not JSON",
+    );
+}

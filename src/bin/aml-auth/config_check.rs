@@ -363,6 +363,15 @@ fn key_warnings(raw: &Value, unset: &[String]) -> Vec<String> {
     out
 }
 
+/// A Wasm HTTP filter, inline or taken from ECDS.
+fn is_wasm_filter(f: &Value) -> bool {
+    f.get("config_discovery").is_some()
+        || f.get("typed_config")
+            .and_then(|t| t.get("@type"))
+            .and_then(Value::as_str)
+            == Some(WASM_TYPE)
+}
+
 /// One Envoy route: where it sits, its name and its prefix.
 struct EnvoyRoute {
     vhost: String,
@@ -377,7 +386,16 @@ fn envoy_warnings(cfg: &FilterConfig, envoy: &Value) -> Vec<String> {
     let mut vhosts: Vec<Vec<EnvoyRoute>> = Vec::new();
     let mut clusters: Vec<String> = Vec::new();
     walk(envoy, &mut |node| {
-        if let Some(list) = node.get("virtual_hosts").and_then(Value::as_array) {
+        let filtered = node
+            .get("http_filters")
+            .and_then(Value::as_array)
+            .is_some_and(|filters| filters.iter().any(is_wasm_filter));
+        let vhosts_here = node
+            .get("route_config")
+            .filter(|_| filtered)
+            .and_then(|rc| rc.get("virtual_hosts"))
+            .and_then(Value::as_array);
+        if let Some(list) = vhosts_here {
             for vh in list {
                 let vname = vh.get("name").and_then(Value::as_str).unwrap_or("?");
                 let routes = vh
@@ -520,9 +538,17 @@ mod tests {
     fn envoy_with(routes: Value) -> Value {
         json!({"static_resources": {
             "clusters": [{"name": "model"}, {"name": "workspace"}],
-            "listeners": [{"filter_chains": [{"filters": [{"typed_config": {"route_config": {
-                "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": routes}]
-            }}}]}]}]
+            "listeners": [
+                {"filter_chains": [{"filters": [{"typed_config": {
+                    "http_filters": [{"name": "aml_auth", "typed_config": {"@type": WASM_TYPE}}],
+                    "route_config": {"virtual_hosts": [
+                        {"name": "all", "domains": ["*"], "routes": routes}]}}}]}]},
+                {"filter_chains": [{"filters": [{"typed_config": {
+                    "http_filters": [{"name": "router"}],
+                    "route_config": {"virtual_hosts": [{"name": "unfiltered", "routes": [
+                        {"match": {"prefix": "/"}},
+                        {"name": "x", "match": {"prefix": "/api/v1/service/demo-token"}}]}]}}}]}]}
+            ]
         }})
     }
 
