@@ -1704,3 +1704,83 @@ fn config_check_warns_when_envoy_routes_shadow_a_longer_prefix() {
         "is not JSON",
     );
 }
+
+/// Issue 20, defect 2: `keys list` shows `-` as the path of services selected by route (the
+/// demo's own configuration); defect 10: `token issue --help` names every curve it signs with.
+#[test]
+fn keys_list_dashes_route_selected_services_and_issue_help_names_every_curve() {
+    let plugin = repo_root().join("envoy/plugin-config.json");
+    let out = cli(&["keys", "list", "--config", plugin.to_str().unwrap()]);
+    assert_ok(&out);
+    let rows: Vec<Vec<String>> = stdout(&out)
+        .lines()
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            [
+                "default",
+                "-",
+                "key",
+                "primary=env:AML_DEMO_PRIMARY_KEY",
+                "secondary=env:AML_DEMO_SECONDARY_KEY"
+            ],
+            [
+                "demo",
+                "-",
+                "key",
+                "primary=inherited",
+                "secondary=inherited"
+            ],
+            ["demo-token", "-", "token", "primary=n/a", "secondary=n/a"],
+        ]
+    );
+    let help = stdout(&cli(&["token", "issue", "--help"]));
+    let signing = help
+        .split("\n  --signing-key FILE")
+        .nth(1)
+        .and_then(|rest| rest.split("\n  --issuer").next())
+        .unwrap();
+    for curve in ["RSA", "P-256", "P-384", "P-521", "Ed25519"] {
+        assert!(signing.contains(curve), "{curve} missing: {signing}");
+    }
+}
+
+/// Issue 20, defect 8: `keys regen primary` on a configuration whose top level is in token mode
+/// (and no key-mode service inherits the top-level key) would write a key that never applies:
+/// refused, naming what to do instead, with the file untouched.
+#[test]
+fn regen_of_a_top_level_key_nothing_uses_is_refused() {
+    let dir = scratch_dir("cli-regen-token-mode");
+    let text = r#"{"auth_enabled": false, "token_auth_enabled": true,
+  "token": {"issuer": "https://issuer", "remote_jwks": {"cluster": "jwks", "uri": "https://jwks.test/keys"}},
+  "services": [{"name": "churn", "path_prefix": "/churn/", "auth_enabled": true, "token_auth_enabled": false,
+                "primary_key": "churn-primary-key", "secondary_key": "churn-secondary-key"}]}
+"#;
+    let config = write(&dir, "config.json", text);
+    let out = cli(&[
+        "keys",
+        "regen",
+        "primary",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    assert_refused(&out, 1, "field `primary_key`: is set but no policy uses it");
+    assert!(
+        stderr(&out).contains("give --service NAME"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(read(&config), text);
+    let out = cli(&[
+        "keys",
+        "regen",
+        "primary",
+        "--service",
+        "churn",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    assert_ok(&out);
+}

@@ -219,7 +219,9 @@ pub fn regen(req: &Regen<'_>) -> Result<String, CliError> {
     let edit = edit(&before, req.slot, req.service, &stored)
         .map_err(|e| CliError::fail(format!("{shown}: {e}; file left unchanged")))?;
     let cfg = config::parse(edit.text.as_bytes(), &process_env).map_err(|e| {
-        let hint = if e.message.contains("is not set in the Wasm VM") {
+        let hint = if e.message.contains("no policy uses it") && req.service.is_none() {
+            " (the top-level policy is not in key mode and no key-mode service inherits its keys: give --service NAME to regenerate a key-mode service's key)"
+        } else if e.message.contains("is not set in the Wasm VM") {
             " (aml-auth checks env: keys against its own environment: export the variable here too)"
         } else if let Some(hint) = ecds_hint(&before) {
             return CliError::fail(format!("{shown}: {hint}; file left unchanged"));
@@ -382,7 +384,11 @@ pub fn list_lines(cfg: &FilterConfig, text: &str) -> Vec<String> {
         };
         rows.push([
             route.policy.name.clone(),
-            route.path_prefix.clone(),
+            if route.path_prefix.is_empty() {
+                "-".to_string()
+            } else {
+                route.path_prefix.clone()
+            },
             mode_name(&route.policy.mode).to_string(),
             format!("primary={}", cell(own("primary_key"), top_p)),
             format!("secondary={}", cell(own("secondary_key"), top_s)),

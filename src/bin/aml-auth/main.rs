@@ -109,9 +109,9 @@ Prints one line per policy: the top-level policy (`default`) first, then each se
 
   NAME  PATH_PREFIX  MODE  primary=STORAGE  secondary=STORAGE
 
-PATH_PREFIX is `-` for default; MODE is key, token or none; STORAGE is plaintext, hashed,
-env:NAME, inherited (from the top level), absent, or n/a for a service whose mode is not key
-(its requests never meet a key). Keys and digests are never printed.
+PATH_PREFIX is `-` for default and for services selected by route_names or clusters; MODE is
+key, token or none; STORAGE is plaintext, hashed, env:NAME, inherited (from the top level),
+absent, or n/a for a service whose mode is not key (its requests never meet a key). Keys and digests are never printed.
 The configuration is checked with the filter's own parser; env: variables that are unset in
 this shell are assumed to be set in the proxy.
 ";
@@ -123,20 +123,25 @@ const TOKEN_USAGE: &str = "usage: aml-auth token <issue|check> [<args>]
 ";
 
 const CHECK_USAGE: &str =
-    "usage: aml-auth token check --config FILE [--service NAME | --path PATH [--host HOST]]
-                         [--jwks FILE] [--at UNIX_OR_RFC3339] TOKEN
+    "usage: aml-auth token check --config FILE [--service NAME | --path PATH [--host HOST] |
+                         --route NAME | --cluster NAME] [--jwks FILE] [--at UNIX_OR_RFC3339] TOKEN
 
 Judges TOKEN (`-` reads it from stdin) with the filter's own configuration parser, router and
 decision code, and prints: the policy chosen, the time, the keys, the token's decoded header
-and claims (the signature elided), each check in order (structure, header, issuer, time,
-audience, claims, signature) with `pass` or `fail <reason>`, and the verdict with the status
-and reason the filter would answer. Each check runs on its own where it can, so one report
-shows every problem; the verdict stops at the first, as the filter does.
+and claims (the signature elided) and its times in RFC 3339, each check in order (structure,
+header, issuer, time, audience, claims, signature) with `pass` or `fail <reason>` and what a
+failed check expected, and the verdict with the status and reason the filter would answer.
+Each check runs on its own where it can, so one report shows every problem; the verdict stops
+at the first, as the filter does.
 
   --config FILE      the plugin configuration
   --service NAME     judge under services[].name == NAME (`default`: the top-level policy)
-  --path PATH        judge under the service the filter routes this :path to
+  --path PATH        services selected by path_prefix: judge under the service the filter
+                     routes this :path to
   --host HOST        with --path: the request's Host (:authority)
+  --route NAME       services selected by route_names: the Envoy route the request takes
+  --cluster NAME     services selected by clusters: the upstream cluster it goes to (with
+                     --route: the route decides first, then the cluster, as in the filter)
   --jwks FILE        the remote key set (JWKS JSON, e.g. saved with curl), held beside the
                      configuration's token.local_jwks as the filter holds a fetched set.
                      Nothing is fetched: without --jwks only local_jwks judges, as in the
@@ -144,9 +149,11 @@ shows every problem; the verdict stops at the first, as the filter does.
   --at TIME          judge at this time, Unix seconds or RFC 3339 (2024-05-01T12:00:00Z);
                      default now
 
-Without --service or --path the top-level policy judges.
+Without --service, --path, --route or --cluster the top-level policy judges.
 Exit status: 0 the filter would forward the request, 1 it would deny it (or the configuration
-or key set is refused), 2 usage error.
+or key set is refused), 2 usage error (including a selection the configuration cannot make:
+--path for services selected by route, --route or --cluster for services selected by path, an
+unknown --service).
 ";
 
 const ISSUE_USAGE: &str =
@@ -158,7 +165,8 @@ Prints a signed JWT on the first line and, on the second, when to get a new one:
   refresh_by=<unix seconds> <RFC 3339 UTC>
 (three quarters of the lifetime, like Azure ML's get_token()).
 
-  --signing-key FILE     PKCS#8 PEM private key (openssl genpkey): RSA, EC P-256 or Ed25519
+  --signing-key FILE     PKCS#8 PEM private key (openssl genpkey): RSA, EC P-256, P-384 or
+                         P-521, or Ed25519
   --issuer ISS           iss claim
   --audience AUD         aud claim
   --ttl SECONDS          lifetime, 1 to 2592000 (30 days); exp = iat + ttl, nbf = iat
@@ -493,6 +501,8 @@ fn token_check(args: &[String]) -> Result<Output, CliError> {
         Flag::value("--service"),
         Flag::value("--path"),
         Flag::value("--host"),
+        Flag::value("--route"),
+        Flag::value("--cluster"),
         Flag::value("--jwks"),
         Flag::value("--at"),
     ];
@@ -506,23 +516,37 @@ fn token_check(args: &[String]) -> Result<Output, CliError> {
         .positionals
         .first()
         .ok_or_else(|| usage("TOKEN is required (`-` reads it from stdin)".into()))?;
-    let target = match (p.value("--service"), p.value("--path"), p.value("--host")) {
-        (Some(_), Some(_), _) => {
-            return Err(usage("give --service or --path, not both".into()));
+    let (service, path, host) = (p.value("--service"), p.value("--path"), p.value("--host"));
+    let (route, cluster) = (p.value("--route"), p.value("--cluster"));
+    for (flag, value) in [("--route", route), ("--cluster", cluster)] {
+        if value == Some("") {
+            return Err(usage(format!("{flag}: the name is empty")));
         }
-        (_, None, Some(_)) => return Err(usage("--host goes with --path".into())),
-        (Some(""), _, _) => return Err(usage("--service: the name is empty".into())),
-        (Some(name), None, None) => check::Target::Service(name),
-        (None, Some(path), host) => {
-            if !path.starts_with('/') {
+    }
+    let requested = path.is_some() || route.is_some() || cluster.is_some();
+    let target = match service {
+        Some(_) if requested || host.is_some() => {
+            return Err(usage(
+                "give --service, or --path/--route/--cluster, not both".into(),
+            ));
+        }
+        Some("") => return Err(usage("--service: the name is empty".into())),
+        Some(name) => check::Target::Service(name),
+        None if host.is_some() && path.is_none() => {
+            return Err(usage("--host goes with --path".into()))
+        }
+        None if requested => {
+            if let Some(path) = path.filter(|p| !p.starts_with('/')) {
                 return Err(usage(format!("--path: `{path}` does not start with `/`")));
             }
             check::Target::Request {
                 path,
                 host: host.unwrap_or(""),
+                route,
+                cluster,
             }
         }
-        (None, None, None) => check::Target::Default,
+        None => check::Target::Default,
     };
     let at = match p.value("--at") {
         Some(text) => check::parse_at(text).map_err(&usage)?,
