@@ -418,6 +418,12 @@ cmd_bench() {
 }
 
 cmd_demo() {
+  # A running demo's ECDS names dist/aml_auth_filter.wasm: refuse before rebuilding it (demo.sh
+  # takes the lock itself; this only looks).
+  mkdir -p "$DIST"
+  if ! flock -n "$DIST/.demo.lock" true; then
+    die "demo: another ./build.sh demo is running from this checkout (it owns dist/demo and dist/aml_auth_filter.wasm); stop it (Ctrl-C) first"
+  fi
   command -v curl >/dev/null || apt_install curl
   command -v openssl >/dev/null || apt_install openssl
   ensure_envoy

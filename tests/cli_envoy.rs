@@ -189,3 +189,39 @@ fn build_sh_validate_really_loads_the_plugin_configuration() {
     );
     assert!(log.contains("AML_TEST_VALIDATE_SECONDARY"), "{log}");
 }
+
+/// Issue 20, defect 9: while a demo runs (it holds dist/.demo.lock), a second `./build.sh demo`
+/// is refused before it rebuilds dist/aml_auth_filter.wasm, the module the running demo's ECDS
+/// names.
+#[test]
+fn a_second_demo_is_refused_before_rebuilding_the_module() {
+    use std::os::unix::io::AsRawFd as _;
+    let dist = repo_root().join("dist");
+    fs::create_dir_all(&dist).unwrap();
+    let wasm = dist.join("aml_auth_filter.wasm");
+    assert!(wasm.exists(), "run ./build.sh wasm first");
+    let before = fs::metadata(&wasm).unwrap().modified().unwrap();
+    let lock = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dist.join(".demo.lock"))
+        .unwrap();
+    // SAFETY: flock on a file descriptor this test owns; released when `lock` is dropped.
+    let held = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    assert_eq!(
+        held, 0,
+        "a demo is running from this checkout: stop it first"
+    );
+    let out = Command::new("bash")
+        .arg(repo_root().join("build.sh"))
+        .arg("demo")
+        .output()
+        .unwrap();
+    drop(lock);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(log.contains("another ./build.sh demo is running"), "{log}");
+    assert!(!log.contains("building wasm32"), "{log}");
+    assert_eq!(fs::metadata(&wasm).unwrap().modified().unwrap(), before);
+}
