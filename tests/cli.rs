@@ -1784,3 +1784,46 @@ fn regen_of_a_top_level_key_nothing_uses_is_refused() {
     ]);
     assert_ok(&out);
 }
+
+/// Issue 20 (friction): `keys regen` without `--envoy-ecds` while an ECDS file beside the
+/// configuration (as the demo's `ecds/aml_auth.json`) holds it says that Envoy keeps the old key.
+#[test]
+fn regen_without_ecds_says_when_an_ecds_file_beside_holds_the_configuration() {
+    let dir = scratch_dir("cli-regen-ecds-beside");
+    let text =
+        "{\"primary_key\": \"p0-0123456789abcdef\", \"secondary_key\": \"s0-0123456789abcdef\"}\n";
+    let config = write(&dir, "plugin-config.json", text);
+    fs::create_dir_all(dir.join("ecds")).unwrap();
+    let ecds = write(
+        &dir.join("ecds"),
+        "aml_auth.json",
+        &ecds_doc(text, Some("1")).to_string(),
+    );
+    let out = cli(&[
+        "keys",
+        "regen",
+        "primary",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    assert_ok(&out);
+    assert!(
+        stderr(&out).contains(&format!(
+            "note: {} (an Envoy ECDS file beside it) holds this configuration as it was: without --envoy-ecds",
+            fs::canonicalize(&ecds).unwrap().display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    let out = cli(&[
+        "keys",
+        "regen",
+        "secondary",
+        "--config",
+        config.to_str().unwrap(),
+        "--envoy-ecds",
+        ecds.to_str().unwrap(),
+    ]);
+    assert_ok(&out);
+    assert!(!stderr(&out).contains("beside it"), "{}", stderr(&out));
+}

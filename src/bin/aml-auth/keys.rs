@@ -250,6 +250,15 @@ pub fn regen(req: &Regen<'_>) -> Result<String, CliError> {
                 .to_string(),
         );
     }
+    if req.envoy_ecds.is_none() {
+        notes.extend(ecds_beside(&config_path, &before).into_iter().map(|path| {
+            format!(
+                "{} (an Envoy ECDS file beside it) holds this configuration as it was: without --envoy-ecds, an Envoy reading that file keeps the old key; give --envoy-ecds {} to change both",
+                path.display(),
+                path.display()
+            )
+        }));
+    }
     let ecds_staged = match req.envoy_ecds {
         None => None,
         Some(path) => Some(stage_ecds(path, &edit.text, &before)?),
@@ -328,6 +337,35 @@ fn stage_ecds(
         ))
     })?;
     Ok((staged, path.to_path_buf(), rewritten))
+}
+
+/// ECDS files next to the configuration (in its directory or its `ecds/` subdirectory) whose
+/// Wasm resource holds `text`: what an Envoy may be reading instead of the file being edited.
+fn ecds_beside(config: &Path, text: &str) -> Vec<PathBuf> {
+    let Some(dir) = config.parent() else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for d in [dir.to_path_buf(), dir.join("ecds")] {
+        let Ok(entries) = fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path == config || path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let holds = fs::read(&path)
+                .ok()
+                .and_then(|bytes| crate::config_check::ecds_configs(&bytes))
+                .is_some_and(|configs| configs.iter().any(|(_, held)| held == text));
+            if holds {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
 }
 
 /// How one key of one policy is stored.
