@@ -453,7 +453,8 @@ usage: ./build.sh <command>
   test      all tests: unit, Envoy config validation, integration against a real Envoy
   demo      run Envoy with the filter in front of a demo scoring endpoint (Ctrl-C to stop)
   cli       build the aml-auth command-line tool and print its path
-  validate  [PLUGIN_CONFIG] run `envoy --mode validate` on every Envoy configuration in envoy/
+  validate  [PLUGIN_CONFIG] `aml-auth config check` (the filter's parser, offline; route
+            warnings), then `envoy --mode validate`, on every Envoy configuration in envoy/
             (ECDS-based ones also as their inline twin, with PLUGIN_CONFIG when given)
   fuzz      run every fuzz target for FUZZ_SECONDS (default 60) each; installs nightly and cargo-fuzz
   soak      one million mixed requests against a real Envoy (SOAK_REQUESTS to change), minutes
