@@ -167,17 +167,44 @@ python_with_yaml() {
   echo "$VENV/bin/python3"
 }
 
+# The demo's key variables, as `validate` gives them to Envoy and to `aml-auth config check`.
+VALIDATE_ENV=(AML_DEMO_PRIMARY_KEY=validate-primary AML_DEMO_SECONDARY_KEY=validate-secondary)
+
+# Runs `aml-auth config check` ($1: the aml-auth binary, $2 a path to show as $3, then its
+# arguments), its report indented on stderr; returns its status.
+config_check() {
+  local cli="$1" from="$2" to="$3" out rc=0
+  shift 3
+  out=$(env "${VALIDATE_ENV[@]}" "$cli" config check "$@" 2>&1) || rc=$?
+  printf '%s\n' "${out//"$from"/$to}" | sed 's/^/    /' >&2
+  return "$rc"
+}
+
 # Every Envoy configuration shipped in envoy/ must pass `envoy --mode validate`, which really
 # starts the Wasm VM and runs on_configure with an inline plugin configuration. Validate mode does
 # not load ECDS, so a configuration taking the filter from an ECDS file is validated again as its
 # inline twin (envoy/make-ecds.py --inline), the resource Envoy will load inlined; the shipped ECDS
 # file must hold envoy/plugin-config.json verbatim. $1, when given, replaces that plugin
-# configuration in every twin (a broken one must fail: tests/cli_envoy.rs).
+# configuration in every twin (a broken one must fail: tests/cli_envoy.rs). Before Envoy, each
+# plugin configuration goes through `aml-auth config check` (the filter's parser, offline), with
+# the Envoy configuration it runs in, which also warns about routes that shadow a longer
+# path_prefix.
 validate_shipped_configs() {
-  local plugin_config="${1:-}" failed=0 cfg out out2 py twin extra=()
+  local plugin_config="${1:-}" failed=0 cfg out out2 py twin cli extra=() which
   if [ -n "$plugin_config" ]; then
+    [ -e "$plugin_config" ] || die "validate: $plugin_config: no such file"
+    [ -f "$plugin_config" ] && [ -r "$plugin_config" ] || die "validate: $plugin_config: not a readable file"
     plugin_config="$(realpath "$plugin_config")"
     extra=("$plugin_config")
+  fi
+  cargo build --quiet --release --bin aml-auth
+  cli="$ROOT/target/release/aml-auth"
+  if [ -n "$plugin_config" ]; then
+    log "aml-auth config check $1 (the plugin configuration checked)"
+    config_check "$cli" "$plugin_config" "$1" "$plugin_config" || {
+      log "validate: $1 is refused by the filter's parser (above); Envoy not started"
+      return 1
+    }
   fi
   py="$(python_with_yaml)"
   twin="$(mktemp -d)"
@@ -195,7 +222,7 @@ PY
   for cfg in envoy/*.yaml; do
     [ -e "$cfg" ] || continue
     case "$cfg" in *docker-compose*) continue ;; esac
-    local targets=("$(basename "$cfg")")
+    local targets=("$(basename "$cfg")") as_json="$twin/$(basename "$cfg" .yaml).json"
     if grep -q 'config_discovery:' "$cfg"; then
       if ! out=$(cd envoy && "$py" make-ecds.py --inline "$(basename "$cfg")" "$twin/$(basename "$cfg")" "${extra[@]}" 2>&1); then
         printf '%s\n' "$out" >&2
@@ -204,12 +231,28 @@ PY
         continue
       fi
       targets+=("$twin/$(basename "$cfg")")
+      cp "$twin/$(basename "$cfg")" "$as_json"
+      if [ -n "$plugin_config" ]; then
+        which="$1 (given, in place of what $out holds)"
+      else
+        which="$out"
+      fi
+    else
+      "$py" -c 'import json,sys,yaml; json.dump(yaml.safe_load(open(sys.argv[1])), open(sys.argv[2], "w"))' "$cfg" "$as_json"
+      which="inline in $cfg"
+      [ -z "$plugin_config" ] || which="$which (a given PLUGIN_CONFIG replaces only ECDS-delivered ones)"
+    fi
+    log "aml-auth config check $cfg: plugin configuration $which"
+    if ! config_check "$cli" "$as_json" "$cfg" --envoy "$as_json"; then
+      log "aml-auth config check $cfg: REFUSED"
+      failed=1
+      continue
     fi
     local target shown
     for target in "${targets[@]}"; do
       shown="$cfg"
       [ "$target" = "$(basename "$cfg")" ] || shown="$cfg (inline twin: $out)"
-      if out2=$(cd envoy && AML_DEMO_PRIMARY_KEY=validate-primary AML_DEMO_SECONDARY_KEY=validate-secondary \
+      if out2=$(cd envoy && env "${VALIDATE_ENV[@]}" \
         "$ENVOY" --mode validate -c "$target" --disable-hot-restart -l warn 2>&1); then
         log "envoy --mode validate $shown: OK"
       else
@@ -393,6 +436,12 @@ cmd_bench() {
 }
 
 cmd_demo() {
+  # A running demo's ECDS names dist/aml_auth_filter.wasm: refuse before rebuilding it (demo.sh
+  # takes the lock itself; this only looks).
+  mkdir -p "$DIST"
+  if ! flock -n "$DIST/.demo.lock" true; then
+    die "demo: another ./build.sh demo is running from this checkout (it owns dist/demo and dist/aml_auth_filter.wasm); stop it (Ctrl-C) first"
+  fi
   command -v curl >/dev/null || apt_install curl
   command -v openssl >/dev/null || apt_install openssl
   ensure_envoy
@@ -402,6 +451,10 @@ cmd_demo() {
 }
 
 cmd_validate() {
+  if [ "$#" -gt 0 ]; then
+    [ -e "$1" ] || die "validate: $1: no such file (give a plugin configuration, JSON)"
+    [ -f "$1" ] && [ -r "$1" ] || die "validate: $1: not a readable file"
+  fi
   ensure_envoy
   # The module is rebuilt only when missing or older than its sources.
   if [ ! -f "$WASM" ] || [ -n "$(find src Cargo.toml Cargo.lock -newer "$WASM" -print -quit)" ]; then
@@ -418,7 +471,8 @@ usage: ./build.sh <command>
   test      all tests: unit, Envoy config validation, integration against a real Envoy
   demo      run Envoy with the filter in front of a demo scoring endpoint (Ctrl-C to stop)
   cli       build the aml-auth command-line tool and print its path
-  validate  [PLUGIN_CONFIG] run `envoy --mode validate` on every Envoy configuration in envoy/
+  validate  [PLUGIN_CONFIG] `aml-auth config check` (the filter's parser, offline; route
+            warnings), then `envoy --mode validate`, on every Envoy configuration in envoy/
             (ECDS-based ones also as their inline twin, with PLUGIN_CONFIG when given)
   fuzz      run every fuzz target for FUZZ_SECONDS (default 60) each; installs nightly and cargo-fuzz
   soak      one million mixed requests against a real Envoy (SOAK_REQUESTS to change), minutes

@@ -8,13 +8,32 @@ are passed from Envoy's environment into the Wasm VM (for `env:NAME` key values)
 usage: make-ecds.py --inline ENVOY_YAML OUT [PLUGIN_CONFIG_JSON]
 Writes the inline twin of an Envoy configuration: every HTTP filter taken from an ECDS file
 (`config_discovery` with `path_config_source`) gets that file's resource of the same name as its
-`typed_config`, with the plugin configuration replaced by PLUGIN_CONFIG_JSON when given.
+`typed_config`, with the plugin configuration replaced by PLUGIN_CONFIG_JSON when given (its `env:NAME` keys
+are added to the VM's host_env_keys, so a variable exported to Envoy reaches the filter).
 `envoy --mode validate` does not load ECDS, so only the twin proves the plugin configuration
 Envoy will get (run it from ENVOY_YAML's directory: paths stay relative to it). Needs PyYAML.
 """
 import json
 import os
 import sys
+
+
+def env_key_names(plugin_config: str) -> "list[str]":
+    """The NAMEs of `env:NAME` keys in a plugin configuration (top level and services)."""
+    try:
+        doc = json.loads(plugin_config)
+    except ValueError:
+        return []
+    if not isinstance(doc, dict):
+        return []
+    policies = [doc] + [s for s in doc.get("services") or [] if isinstance(s, dict)]
+    names = []
+    for policy in policies:
+        for field in ("primary_key", "secondary_key"):
+            value = policy.get(field)
+            if isinstance(value, str) and value.startswith("env:") and value[4:] not in names:
+                names.append(value[4:])
+    return names
 
 
 def inline_twin(envoy_yaml: str, out: str, plugin_config_path: "str | None") -> None:
@@ -39,6 +58,11 @@ def inline_twin(envoy_yaml: str, out: str, plugin_config_path: "str | None") -> 
         typed = found[0]["typed_config"]
         if plugin_config is not None:
             typed["config"]["configuration"]["value"] = plugin_config
+            names = env_key_names(plugin_config)
+            if names:
+                env = typed["config"].setdefault("vm_config", {}).setdefault("environment_variables", {})
+                keys = env.setdefault("host_env_keys", [])
+                keys.extend(n for n in names if n not in keys)
         inlined.append(f"{flt['name']} from {source}")
         return typed
 

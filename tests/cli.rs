@@ -1271,11 +1271,26 @@ fn an_ecds_file_as_config_is_refused_with_a_hint() {
     assert_refused(&out, 1, "--envoy-ecds");
 }
 
-/// Runs the binary as uid/gid 65534 (not root), as an operator account would.
-fn cli_as_nobody(args: &[&str]) -> Output {
+/// A directory uid 65534 can reach and write, outside the clone: the clone may sit under a
+/// directory other users cannot enter (a 0700 home, `mktemp -d`), which would hide both the
+/// binary and the files from them. It holds a copy of the binary, `aml-auth`.
+fn nobody_dir(label: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("aml-auth-{label}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+    let binary = dir.join("aml-auth");
+    fs::copy(env!("CARGO_BIN_EXE_aml-auth"), &binary).unwrap();
+    fs::set_permissions(&binary, fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+/// Runs the copy of the binary in `dir` (see [`nobody_dir`]) as uid/gid 65534 (not root), as
+/// an operator account would.
+fn cli_as_nobody(dir: &Path, args: &[&str]) -> Output {
     Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(env!("CARGO_BIN_EXE_aml-auth"))
+        .arg(dir.join("aml-auth"))
         .args(args)
         .output()
         .unwrap()
@@ -1287,8 +1302,15 @@ fn cli_as_nobody(args: &[&str]) -> Output {
 #[test]
 fn regen_as_another_user_refuses_what_it_cannot_replace_faithfully() {
     use std::os::unix::fs::MetadataExt as _;
-    let dir = scratch_dir("cli-regen-nobody");
-    fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+    let dir = nobody_dir("regen-nobody");
+    let reach = cli_as_nobody(&dir, &["--help"]);
+    assert_eq!(
+        reach.status.code(),
+        Some(0),
+        "uid 65534 cannot run {}: the temp directory (TMPDIR) must be reachable by other users: {}",
+        dir.join("aml-auth").display(),
+        stderr(&reach)
+    );
     let text = "{\"primary_key\": \"p0\", \"secondary_key\": \"s0\"}\n";
     let cases = [
         (0o644, 0, "is not writable (mode 0644)"),
@@ -1298,13 +1320,16 @@ fn regen_as_another_user_refuses_what_it_cannot_replace_faithfully() {
         let config = write(&dir, "config.json", text);
         std::os::unix::fs::chown(&config, Some(0), Some(gid)).unwrap();
         fs::set_permissions(&config, fs::Permissions::from_mode(mode)).unwrap();
-        let out = cli_as_nobody(&[
-            "keys",
-            "regen",
-            "primary",
-            "--config",
-            config.to_str().unwrap(),
-        ]);
+        let out = cli_as_nobody(
+            &dir,
+            &[
+                "keys",
+                "regen",
+                "primary",
+                "--config",
+                config.to_str().unwrap(),
+            ],
+        );
         assert_refused(&out, 1, fragment);
         assert_eq!(read(&config), text);
         let meta = fs::metadata(&config).unwrap();
@@ -1312,14 +1337,469 @@ fn regen_as_another_user_refuses_what_it_cannot_replace_faithfully() {
             (meta.uid(), meta.gid(), meta.mode() & 0o777),
             (0, gid, mode)
         );
-        assert_eq!(listing(&dir), ["config.json"]);
+        assert_eq!(listing(&dir), ["aml-auth", "config.json"]);
     }
     let config = write(&dir, "config.json", text);
     std::os::unix::fs::chown(&config, Some(65534), Some(65534)).unwrap();
     let lock = dir.join(".config.json.aml-auth-lock");
     std::os::unix::fs::chown(&lock, Some(0), Some(0)).unwrap();
     fs::set_permissions(&lock, fs::Permissions::from_mode(0o644)).unwrap();
-    let out = cli_as_nobody(&[
+    let out = cli_as_nobody(
+        &dir,
+        &[
+            "keys",
+            "regen",
+            "primary",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    );
+    assert_ok(&out);
+    assert_eq!(
+        slot_of(&parse_config(&read(&config)), None, &last_line(&out)),
+        Some(KeySlot::Primary)
+    );
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// A python3 with PyYAML (`AML_PYTHON`, else `python3`, else `.venv/bin/python3`).
+fn python_with_yaml() -> PathBuf {
+    std::env::var_os("AML_PYTHON")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([
+            PathBuf::from("python3"),
+            repo_root().join(".venv/bin/python3"),
+        ])
+        .find(|py| {
+            Command::new(py)
+                .args(["-c", "import yaml"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .expect("no python3 with PyYAML: set AML_PYTHON (./build.sh test provides one)")
+}
+
+/// Every document of a YAML file, as JSON.
+fn yaml_documents(path: &Path) -> Vec<Value> {
+    let out = Command::new(python_with_yaml())
+        .args([
+            "-c",
+            "import json,sys,yaml; print(json.dumps([d for d in yaml.safe_load_all(open(sys.argv[1])) if d]))",
+        ])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_slice::<Vec<Value>>(&out.stdout).unwrap()
+}
+
+/// Runs `config check -` on `text`.
+fn config_check_stdin(text: &str, env: &[(&str, &str)]) -> Output {
+    use std::io::Write as _;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_aml-auth"));
+    cmd.args(["config", "check", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+const DEMO_ENV: [(&str, &str); 2] = [
+    ("AML_DEMO_PRIMARY_KEY", "a-demo-primary-key-of-some-length"),
+    (
+        "AML_DEMO_SECONDARY_KEY",
+        "a-demo-secondary-key-of-some-length",
+    ),
+];
+
+/// Issue 20: `config check` accepts every plugin configuration the repository ships, and
+/// summarises it: the demo's (file and ECDS), the Entra example's (inline in the Envoy
+/// configuration) and every Istio manifest's `pluginConfig`.
+#[test]
+fn config_check_accepts_every_shipped_configuration() {
+    let root = repo_root();
+    let plugin = root.join("envoy/plugin-config.json");
+    let out = cli_env(&["config", "check", plugin.to_str().unwrap()], &DEMO_ENV);
+    assert_ok(&out);
+    let text = stdout(&out);
+    for want in [
+        "plugin-config.json: valid (the filter's own parser accepts it)",
+        "top level (`default`): key primary=env:AML_DEMO_PRIMARY_KEY secondary=env:AML_DEMO_SECONDARY_KEY",
+        "selection: by Envoy route name / cluster; a request on a route no service names: judged by the top-level policy",
+        "services (2):",
+        "  demo        route demo        key primary=inherited secondary=inherited",
+        "  demo-token  route demo-token  token, audiences https://ml.azure.com",
+        "token issuers: https://workspace.demo.local",
+        "via cluster `workspace`",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    assert!(!text.contains("warning"), "{text}");
+    assert!(text.lines().count() <= 24, "not one screen:\n{text}");
+
+    // The same without the variables: said, and still valid (they are the proxy's).
+    let out = cli(&["config", "check", plugin.to_str().unwrap()]);
+    assert_ok(&out);
+    assert!(
+        stdout(&out).contains("warning: env:AML_DEMO_PRIMARY_KEY is not set in this environment"),
+        "{}",
+        stdout(&out)
+    );
+
+    let ecds = root.join("envoy/ecds/aml_auth.json");
+    let out = cli_env(&["config", "check", ecds.to_str().unwrap()], &DEMO_ENV);
+    assert_ok(&out);
+    assert!(
+        stdout(&out).contains("aml_auth.json (ECDS resource `aml_auth`): valid"),
+        "{}",
+        stdout(&out)
+    );
+
+    let dir = scratch_dir("cli-config-check-shipped");
+    let entra = root.join("envoy/envoy-entra.yaml");
+    let envoy_json = write(
+        &dir,
+        "envoy-entra.json",
+        &yaml_documents(&entra)[0].to_string(),
+    );
+    let out = cli(&["config", "check", "--envoy", envoy_json.to_str().unwrap()]);
+    assert_ok(&out);
+    let text = stdout(&out);
+    assert!(text.contains("(filter `"), "{text}");
+    assert!(text.contains(": valid"), "{text}");
+    assert!(!text.contains("warning: token.remote_jwks"), "{text}");
+
+    let mut manifests = 0;
+    for entry in fs::read_dir(root.join("envoy/istio")).unwrap() {
+        let path = entry.unwrap().path();
+        for doc in yaml_documents(&path) {
+            let spec = &doc["spec"];
+            let plugin = spec
+                .get("pluginConfig")
+                .or_else(|| spec.get("wasm").and_then(|w| w.get("pluginConfig")));
+            let Some(plugin) = plugin else { continue };
+            manifests += 1;
+            let out = config_check_stdin(&plugin.to_string(), &[]);
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{}: {}{}",
+                path.display(),
+                stdout(&out),
+                stderr(&out)
+            );
+            assert!(stdout(&out).starts_with("stdin: valid"), "{}", stdout(&out));
+            assert!(stdout(&out).contains("\nselection: "), "{}", stdout(&out));
+        }
+    }
+    assert!(manifests >= 3, "only {manifests} pluginConfig blocks found");
+}
+
+/// Issue 20, defect 3: the `pluginConfig` shown in docs/configuration.md is the one
+/// envoy/istio/wasmplugin-ingress.yaml ships.
+#[test]
+fn documented_ingress_plugin_config_is_the_manifests() {
+    let root = repo_root();
+    let doc = fs::read_to_string(root.join("docs/configuration.md")).unwrap();
+    let heading = doc
+        .find("## An example: the Istio ingress")
+        .expect("the Istio ingress example in docs/configuration.md");
+    let start = doc[heading..].find("```json\n").unwrap() + heading + 8;
+    let end = doc[start..].find("```").unwrap() + start;
+    let shown: Value = serde_json::from_str(&doc[start..end]).unwrap();
+    let manifest = yaml_documents(&root.join("envoy/istio/wasmplugin-ingress.yaml"))
+        .into_iter()
+        .find_map(|d| d["spec"].get("pluginConfig").cloned())
+        .unwrap();
+    assert_eq!(shown, manifest);
+}
+
+/// Issue 20: `config check` refusals: exit 1 with the field path and what to change, an empty
+/// file called empty, "did you mean" for a typo, an unset `env:` variable said; 2 on usage.
+#[test]
+fn config_check_refusals_name_the_field_and_the_fix() {
+    let dir = scratch_dir("cli-config-check-refused");
+    let cases: &[(&str, &[&str])] = &[
+        ("", &["refused by the filter: the file is empty"]),
+        (
+            r#"{"primary_key":"k-0123456789abcdef","auth_enabeld":true}"#,
+            &["field `auth_enabeld`: unknown field; did you mean `auth_enabled`?"],
+        ),
+        (
+            r#"{"primary_key":"k-0123456789abcdef","services":[{"name":"a","path_prefix":"a/"}]}"#,
+            &[
+                "field `services[0].path_prefix`: must start with `/` (found `a/`)",
+                "write `/a/`",
+            ],
+        ),
+        (
+            r#"{"auth_enabled":false,"primary_key":"abc"}"#,
+            &["field `primary_key`: is set but no policy uses it"],
+        ),
+        ("{}", &["auth_enabled is true (the default) but neither"]),
+        (
+            r#"{"auth_enabled":true}"#,
+            &["auth_enabled is true but neither"],
+        ),
+    ];
+    for (i, (text, fragments)) in cases.iter().enumerate() {
+        let path = write(&dir, &format!("c{i}.json"), text);
+        let out = cli(&["config", "check", path.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{text}: {}", stderr(&out));
+        let said = stdout(&out);
+        assert!(said.contains(path.to_str().unwrap()), "{said}");
+        for fragment in *fragments {
+            assert!(
+                said.contains(fragment),
+                "{text}: {fragment:?} not in {said}"
+            );
+        }
+    }
+    // An `env:` key: unset here, said (and checked as if set: it is the proxy's); exported, its
+    // value is what is checked.
+    let path = write(&dir, "env.json", r#"{"primary_key":"env:MY_PRIMARY"}"#);
+    let out = cli(&["config", "check", path.to_str().unwrap()]);
+    assert_ok(&out);
+    assert!(
+        stdout(&out).contains("warning: env:MY_PRIMARY is not set in this environment"),
+        "{}",
+        stdout(&out)
+    );
+    let out = cli_env(
+        &["config", "check", path.to_str().unwrap()],
+        &[("MY_PRIMARY", "sha256:zz")],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stdout(&out).contains("(from environment variable MY_PRIMARY)"));
+    let out = cli_env(
+        &["config", "check", path.to_str().unwrap()],
+        &[("MY_PRIMARY", "a-good-long-primary-key-value")],
+    );
+    assert_ok(&out);
+    assert!(!stdout(&out).contains("warning"), "{}", stdout(&out));
+
+    let weak = write(
+        &dir,
+        "weak.json",
+        r#"{"primary_key":"a","secondary_key":"a"}"#,
+    );
+    let out = cli(&["config", "check", weak.to_str().unwrap()]);
+    assert_ok(&out);
+    let said = stdout(&out);
+    assert!(said.contains("warning: the top level: primary_key (from the file) is a plaintext key of 1 characters"), "{said}");
+    assert!(
+        said.contains("primary_key and secondary_key are the same key"),
+        "{said}"
+    );
+
+    let missing = dir.join("nope.json");
+    assert_refused(
+        &cli(&["config", "check", missing.to_str().unwrap()]),
+        1,
+        "cannot read",
+    );
+    for args in [
+        &["config", "check"][..],
+        &["config", "check", "a", "b"],
+        &["config", "check", "a", "--strict"],
+        &["config", "lint", "a"],
+        &["config"],
+    ] {
+        let out = cli(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+    }
+}
+
+/// Issue 18 point 7: in path mode Envoy takes the first matching route and the filter the
+/// longest path_prefix; `config check --envoy` warns when a shorter prefix listed first takes a
+/// longer prefix's requests, and says nothing once the longer one is listed first.
+#[test]
+fn config_check_warns_when_envoy_routes_shadow_a_longer_prefix() {
+    let dir = scratch_dir("cli-config-check-shadow");
+    let plugin = write(
+        &dir,
+        "plugin.json",
+        r#"{"primary_key": "sha256:0000000000000000000000000000000000000000000000000000000000000000",
+            "services": [
+              {"name": "demo", "path_prefix": "/api/v1/service/demo"},
+              {"name": "demo-token", "path_prefix": "/api/v1/service/demo-token"}]}"#,
+    );
+    let envoy = |routes: Value| {
+        json!({"static_resources": {
+            "clusters": [{"name": "model"}],
+            "listeners": [{"name": "main", "filter_chains": [{"filters": [{
+                "name": "envoy.filters.network.http_connection_manager",
+                "typed_config": {
+                    "http_filters": [
+                        {"name": "aml_auth", "config_discovery": {"config_source": {}}},
+                        {"name": "envoy.filters.http.router"}],
+                    "route_config": {"virtual_hosts": [{"name": "models", "domains": ["*"], "routes": routes}]}}}]}]}]
+        }})
+    };
+    let shadowed = write(
+        &dir,
+        "shadowed.json",
+        &envoy(json!([
+            {"name": "demo", "match": {"prefix": "/api/v1/service/demo"}, "route": {"cluster": "model"}},
+            {"name": "demo-token", "match": {"prefix": "/api/v1/service/demo-token"}, "route": {"cluster": "model"}}
+        ]))
+        .to_string(),
+    );
+    let out = cli(&[
+        "config",
+        "check",
+        plugin.to_str().unwrap(),
+        "--envoy",
+        shadowed.to_str().unwrap(),
+    ]);
+    assert_ok(&out);
+    let said = stdout(&out);
+    assert!(
+        said.contains("warning: service `demo-token` (path_prefix `/api/v1/service/demo-token`): Envoy's route `demo` (virtual host `models`, routes[0], prefix `/api/v1/service/demo`) is listed before its route `demo-token`"),
+        "{said}"
+    );
+    assert!(said.contains("route mode, the safe default"), "{said}");
+    assert_eq!(said.matches("warning:").count(), 1, "{said}");
+
+    let ordered = write(
+        &dir,
+        "ordered.json",
+        &envoy(json!([
+            {"name": "demo-token", "match": {"prefix": "/api/v1/service/demo-token"}, "route": {"cluster": "model"}},
+            {"name": "demo", "match": {"prefix": "/api/v1/service/demo"}, "route": {"cluster": "model"}}
+        ]))
+        .to_string(),
+    );
+    let out = cli(&[
+        "config",
+        "check",
+        plugin.to_str().unwrap(),
+        "--envoy",
+        ordered.to_str().unwrap(),
+    ]);
+    assert_ok(&out);
+    assert!(!stdout(&out).contains("warning"), "{}", stdout(&out));
+
+    let yaml = write(&dir, "envoy.yaml", "static_resources: {}\n");
+    assert_refused(
+        &cli(&[
+            "config",
+            "check",
+            plugin.to_str().unwrap(),
+            "--envoy",
+            yaml.to_str().unwrap(),
+        ]),
+        1,
+        "is not JSON",
+    );
+}
+
+/// Issue 20, defect 2: `keys list` shows `-` as the path of services selected by route (the
+/// demo's own configuration); defect 10: `token issue --help` names every curve it signs with.
+#[test]
+fn keys_list_dashes_route_selected_services_and_issue_help_names_every_curve() {
+    let plugin = repo_root().join("envoy/plugin-config.json");
+    let out = cli(&["keys", "list", "--config", plugin.to_str().unwrap()]);
+    assert_ok(&out);
+    let rows: Vec<Vec<String>> = stdout(&out)
+        .lines()
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            [
+                "default",
+                "-",
+                "key",
+                "primary=env:AML_DEMO_PRIMARY_KEY",
+                "secondary=env:AML_DEMO_SECONDARY_KEY"
+            ],
+            [
+                "demo",
+                "-",
+                "key",
+                "primary=inherited",
+                "secondary=inherited"
+            ],
+            ["demo-token", "-", "token", "primary=n/a", "secondary=n/a"],
+        ]
+    );
+    let help = stdout(&cli(&["token", "issue", "--help"]));
+    let signing = help
+        .split("\n  --signing-key FILE")
+        .nth(1)
+        .and_then(|rest| rest.split("\n  --issuer").next())
+        .unwrap();
+    for curve in ["RSA", "P-256", "P-384", "P-521", "Ed25519"] {
+        assert!(signing.contains(curve), "{curve} missing: {signing}");
+    }
+}
+
+/// Issue 20, defect 8: `keys regen primary` on a configuration whose top level is in token mode
+/// (and no key-mode service inherits the top-level key) would write a key that never applies:
+/// refused, naming what to do instead, with the file untouched.
+#[test]
+fn regen_of_a_top_level_key_nothing_uses_is_refused() {
+    let dir = scratch_dir("cli-regen-token-mode");
+    let text = r#"{"auth_enabled": false, "token_auth_enabled": true,
+  "token": {"issuer": "https://issuer", "remote_jwks": {"cluster": "jwks", "uri": "https://jwks.test/keys"}},
+  "services": [{"name": "churn", "path_prefix": "/churn/", "auth_enabled": true, "token_auth_enabled": false,
+                "primary_key": "churn-primary-key", "secondary_key": "churn-secondary-key"}]}
+"#;
+    let config = write(&dir, "config.json", text);
+    let out = cli(&[
+        "keys",
+        "regen",
+        "primary",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    assert_refused(&out, 1, "field `primary_key`: is set but no policy uses it");
+    assert!(
+        stderr(&out).contains("give --service NAME"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(read(&config), text);
+    let out = cli(&[
+        "keys",
+        "regen",
+        "primary",
+        "--service",
+        "churn",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    assert_ok(&out);
+}
+
+/// Issue 20 (friction): `keys regen` without `--envoy-ecds` while an ECDS file beside the
+/// configuration (as the demo's `ecds/aml_auth.json`) holds it says that Envoy keeps the old key.
+#[test]
+fn regen_without_ecds_says_when_an_ecds_file_beside_holds_the_configuration() {
+    let dir = scratch_dir("cli-regen-ecds-beside");
+    let text =
+        "{\"primary_key\": \"p0-0123456789abcdef\", \"secondary_key\": \"s0-0123456789abcdef\"}\n";
+    let config = write(&dir, "plugin-config.json", text);
+    fs::create_dir_all(dir.join("ecds")).unwrap();
+    let ecds = write(
+        &dir.join("ecds"),
+        "aml_auth.json",
+        &ecds_doc(text, Some("1")).to_string(),
+    );
+    let out = cli(&[
         "keys",
         "regen",
         "primary",
@@ -1327,8 +1807,23 @@ fn regen_as_another_user_refuses_what_it_cannot_replace_faithfully() {
         config.to_str().unwrap(),
     ]);
     assert_ok(&out);
-    assert_eq!(
-        slot_of(&parse_config(&read(&config)), None, &last_line(&out)),
-        Some(KeySlot::Primary)
+    assert!(
+        stderr(&out).contains(&format!(
+            "note: {} (an Envoy ECDS file beside it) holds this configuration as it was: without --envoy-ecds",
+            fs::canonicalize(&ecds).unwrap().display()
+        )),
+        "{}",
+        stderr(&out)
     );
+    let out = cli(&[
+        "keys",
+        "regen",
+        "secondary",
+        "--config",
+        config.to_str().unwrap(),
+        "--envoy-ecds",
+        ecds.to_str().unwrap(),
+    ]);
+    assert_ok(&out);
+    assert!(!stderr(&out).contains("beside it"), "{}", stderr(&out));
 }

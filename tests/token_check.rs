@@ -528,7 +528,7 @@ fn the_policy_is_chosen_by_service_or_by_the_filters_router() {
         ],
         None,
     );
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out.stderr).contains("no such service (services: churn, fraud"),
         "{}",
@@ -655,4 +655,293 @@ fn trace_agrees_with_verify() {
             }
         }
     }
+}
+
+/// A configuration selecting by Envoy route (`route_names`) and cluster (`clusters`), as the
+/// demo's and the Istio ingress's do; `unmatched` is its `unmatched_routes`.
+fn write_route_config(dir: &Path, unmatched: &str) -> PathBuf {
+    let config = json!({
+        "primary_key": "a-top-level-primary-key",
+        "unmatched_routes": unmatched,
+        "token": {"issuer": ISS, "audiences": [AUD], "local_jwks": jwks_of(&["rsa-a.pem"])},
+        "services": [
+            {"name": "scoring", "route_names": ["score-v1", "score-v2"],
+             "auth_enabled": false, "token_auth_enabled": true},
+            {"name": "churn", "clusters": ["outbound|80||churn.models.svc.cluster.local"],
+             "auth_enabled": false, "token_auth_enabled": true,
+             "token": {"audiences": ["api://churn"]}}
+        ]
+    });
+    let path = dir.join(format!("route-{unmatched}.json"));
+    std::fs::write(&path, config.to_string()).unwrap();
+    path
+}
+
+/// Issue 20: services selected by route are placed with `--route` or `--cluster` (the service
+/// line names the route or cluster); `--path` there, and `--route` for path-selected services,
+/// are usage errors (exit 2); a route no service names is refused as the filter refuses it.
+#[test]
+fn route_selected_services_are_placed_by_route_or_cluster() {
+    let dir = scratch_dir("check-by-route");
+    let config = write_route_config(&dir, "refuse");
+    let token = issue("rsa-a.pem", &[]);
+    let r = check(&config, &["--route", "score-v2"], &token);
+    assert_eq!(r.code, Some(0), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(
+            "service: scoring (services[0], route score-v1,score-v2) chosen by --route score-v2, mode token"
+        ),
+        "{}",
+        r.stdout
+    );
+    let r = check(
+        &config,
+        &["--cluster", "outbound|80|v2|churn.models.svc.cluster.local"],
+        &token,
+    );
+    assert!(
+        r.stdout.contains("service: churn (services[1], cluster outbound|80||churn.models.svc.cluster.local) chosen by --cluster outbound|80|v2|churn.models.svc.cluster.local"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(r.code, Some(1), "{}", r.stdout);
+    assert!(
+        r.verdict.starts_with("deny 403 audience_not_allowed"),
+        "{}",
+        r.verdict
+    );
+    let r = check(&config, &["--service", "churn"], &token);
+    assert!(
+        r.stdout.contains("service: churn (services[1], cluster outbound|80||churn.models.svc.cluster.local), mode token"),
+        "{}",
+        r.stdout
+    );
+    let r = check(&config, &["--route", "landing"], &token);
+    assert_eq!(r.code, Some(1), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(
+            "service: none: no service names --route landing (and unmatched_routes is `refuse`)"
+        ),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.verdict.starts_with("deny 403 no_service"),
+        "{}",
+        r.verdict
+    );
+    let open = write_route_config(&dir, "top_level_policy");
+    let r = check(&open, &["--route", "landing"], &token);
+    assert!(
+        r.stdout.contains(
+            "service: default (the top-level policy) chosen by --route landing, mode key"
+        ),
+        "{}",
+        r.stdout
+    );
+
+    let path_config = write_config(&dir);
+    let usage: &[(&Path, &[&str], &str)] = &[
+        (
+            &config,
+            &["--path", "/score"],
+            "give --route NAME or --cluster NAME",
+        ),
+        (
+            &path_config,
+            &["--route", "score"],
+            "select by path_prefix: give --path",
+        ),
+        (
+            &path_config,
+            &["--cluster", "c"],
+            "select by path_prefix: give --path",
+        ),
+        (
+            &config,
+            &["--service", "scoring", "--route", "score-v1"],
+            "not both",
+        ),
+        (&config, &["--route", ""], "--route: the name is empty"),
+    ];
+    for (cfg, extra, fragment) in usage {
+        let mut args = vec!["token", "check", "--config", cfg.to_str().unwrap()];
+        args.extend(*extra);
+        args.push(&token);
+        let out = cli(&args, None);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{extra:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(out.stdout.is_empty(), "{extra:?}");
+        assert!(
+            text(&out.stderr).contains(fragment),
+            "{extra:?}: {}",
+            text(&out.stderr)
+        );
+    }
+}
+
+/// Issue 20: a failed check says what it expected: the kids held, the issuers accepted, the
+/// audiences allowed, the required values, and times in RFC 3339 as well as Unix seconds.
+#[test]
+fn failed_checks_say_what_they_expected() {
+    let dir = scratch_dir("check-expected");
+    let config = write_config(&dir);
+    let kids = [
+        signing_key("rsa-a.pem").thumbprint(),
+        signing_key("p256-a.pem").thumbprint(),
+    ];
+    let line = |r: &Report, name: &str| {
+        r.stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("check {name} ")))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let r = check(
+        &config,
+        &[],
+        &issue("rsa-a.pem", &["--kid", "rotated-away"]),
+    );
+    let header = line(&r, "header");
+    assert!(
+        header.contains("kid \"rotated-away\" is not among the 2 keys held; kids held:"),
+        "{header}"
+    );
+    for kid in &kids {
+        assert!(header.contains(kid.as_str()), "{header}");
+    }
+    let r = check(
+        &config,
+        &[],
+        &issue("rsa-a.pem", &["--issuer", "https://elsewhere.test"]),
+    );
+    assert!(
+        line(&r, "issuer").ends_with(&format!(
+            "fail issuer_mismatch (iss \"https://elsewhere.test\"; accepted: {ISS})"
+        )),
+        "{}",
+        r.stdout
+    );
+    let r = check(
+        &config,
+        &[],
+        &issue("rsa-a.pem", &["--audience", "https://other.test"]),
+    );
+    assert!(
+        line(&r, "audience").ends_with(&format!(
+            "fail audience_not_allowed (aud \"https://other.test\"; allowed: {AUD})"
+        )),
+        "{}",
+        r.stdout
+    );
+    let token = issue("rsa-a.pem", &[]);
+    let r = check(&config, &["--at", "2100-01-01T00:00:00Z"], &token);
+    let time = line(&r, "time");
+    assert!(time.contains("fail token_expired (exp "), "{time}");
+    assert!(
+        time.contains("judged at 4102444800 = 2100-01-01T00:00:00Z; clock skew 60 s)"),
+        "{time}"
+    );
+    let exp: Value = {
+        use base64::Engine as _;
+        let payload = token.split('.').nth(1).unwrap();
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let exp = exp["exp"].as_i64().unwrap();
+    let exp_text = {
+        let out = cli(
+            &[
+                "token",
+                "check",
+                "--config",
+                config.to_str().unwrap(),
+                "--at",
+                &exp.to_string(),
+                &token,
+            ],
+            None,
+        );
+        text(&out.stdout)
+    };
+    let times = exp_text
+        .lines()
+        .find(|l| l.starts_with("token times: "))
+        .unwrap();
+    assert!(times.contains(&format!("exp {exp} (")), "{times}");
+    assert!(time.contains(&format!("exp {exp} = ")), "{time}");
+    assert!(time.contains("Z; judged at"), "{time}");
+
+    let claims_config = dir.join("claims.json");
+    let mut with_claims: Value =
+        serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    with_claims["required_claims"] = json!({"roles": ["Model.Score", "Model.Admin"]});
+    std::fs::write(&claims_config, with_claims.to_string()).unwrap();
+    let r = check(
+        &claims_config,
+        &[],
+        &issue("rsa-a.pem", &["--claim-json", "roles=[\"Reader\"]"]),
+    );
+    assert!(
+        line(&r, "claims").ends_with(
+            "fail claim_not_allowed (claim `roles`) (holds [\"Reader\"]; required: one of Model.Score, Model.Admin)"
+        ),
+        "{}",
+        r.stdout
+    );
+}
+
+/// Issue 20, defect 1: the README's `token check` example works against the demo's own
+/// configuration (services selected by route), with a token and key set made like the demo's.
+#[test]
+fn the_readme_token_check_example_works_against_the_demo_config() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let start = readme
+        .find("aml-auth token check --config dist/demo/plugin-config.json")
+        .expect("the README's token check example");
+    let command: String = readme[start..]
+        .split("```")
+        .next()
+        .unwrap()
+        .replace("\\\n", " ");
+    let words: Vec<&str> = command.split_whitespace().skip(1).collect();
+    let dir = scratch_dir("check-readme");
+    let jwks = dir.join("jwks.json");
+    std::fs::write(&jwks, jwks_of(&["rsa-a.pem"]).to_string()).unwrap();
+    let token = issue(
+        "rsa-a.pem",
+        &[
+            "--issuer",
+            "https://workspace.demo.local",
+            "--audience",
+            "https://ml.azure.com",
+        ],
+    );
+    let config = repo_root().join("envoy/plugin-config.json");
+    let args: Vec<String> = words
+        .iter()
+        .map(|w| match *w {
+            "dist/demo/plugin-config.json" => config.display().to_string(),
+            "dist/demo/workspace/jwks.json" => jwks.display().to_string(),
+            "\"$TOKEN\"" => token.clone(),
+            other => other.to_string(),
+        })
+        .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = report(&cli(&args, None));
+    assert_eq!(r.code, Some(0), "{args:?}\n{}", r.stdout);
+    assert!(
+        r.stdout.contains("service: demo-token (services[1], route demo-token) chosen by --route demo-token, mode token"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.verdict.starts_with("allow"), "{}", r.verdict);
 }

@@ -10,7 +10,7 @@ mod token;
 
 use std::cell::RefCell;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::token::jwt::{DEFAULT_MAX_TOKEN_LEN, MAX_TOKEN_LEN, MIN_TOKEN_LEN};
 use crate::token::strict_json::{self, StrictError};
@@ -197,6 +197,7 @@ pub fn parse(json: &[u8], env: EnvLookup<'_>) -> Result<FilterConfig, ConfigErro
             "no token-mode policy inherits these rules (only token auth checks required_claims): set them on the token-mode services, or remove them",
         ));
     }
+    unused_top_level_keys(&root, &default_policy, &services)?;
     let by_route = services
         .iter()
         .any(|s| !s.route_names.is_empty() || !s.clusters.is_empty());
@@ -251,7 +252,10 @@ pub fn parse(json: &[u8], env: EnvLookup<'_>) -> Result<FilterConfig, ConfigErro
 /// included) and nesting past 64 levels are refused. Blank input is the empty object.
 fn read_strict(json: &[u8]) -> Result<Value, ConfigError> {
     if json.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Value::Object(Map::new()));
+        return Err(ConfigError::new(
+            "",
+            "the configuration is empty: it must be a JSON object; key auth is on by default and needs primary_key or secondary_key (or set auth_enabled false and token_auth_enabled true with `token` settings)",
+        ));
     }
     let checked = strict_json::parse(json).map_err(|e| match e {
         StrictError::TooDeep => {
@@ -310,4 +314,36 @@ fn validate_realm(field: &str, realm: &str) -> Result<String, ConfigError> {
             "must be 1 to 128 printable ASCII characters without `\"` or `\\`",
         ))
     }
+}
+
+/// Refuses a top-level `primary_key`/`secondary_key` that no key-mode policy uses: the top level
+/// is not in key mode and every key-mode service has its own key in that slot (or there is none).
+fn unused_top_level_keys(
+    root: &Obj<'_>,
+    default_policy: &ServicePolicy,
+    services: &[ServiceRoute],
+) -> Result<(), ConfigError> {
+    if matches!(default_policy.mode, AuthMode::Key(_)) {
+        return Ok(());
+    }
+    let raw: &[Value] = root
+        .map
+        .get("services")
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice);
+    for field in ["primary_key", "secondary_key"] {
+        if !root.map.contains_key(field) {
+            continue;
+        }
+        let inherited = services.iter().zip(raw).any(|(service, item)| {
+            matches!(service.policy.mode, AuthMode::Key(_)) && item.get(field).is_none()
+        });
+        if !inherited {
+            return Err(ConfigError::new(
+                root.path(field),
+                "is set but no policy uses it: the top level is not in key mode (auth_enabled is false) and no key-mode service inherits it, so the key would never apply: remove it, or set it on the key-mode service that should use it",
+            ));
+        }
+    }
+    Ok(())
 }

@@ -39,7 +39,13 @@ impl<'a> Obj<'a> {
             None => Ok(()),
             Some(unknown) => Err(ConfigError::new(
                 self.path(unknown),
-                format!("unknown field; expected one of: {}", allowed.join(", ")),
+                match did_you_mean(unknown, allowed) {
+                    Some(near) => format!(
+                        "unknown field; did you mean `{near}`? (expected one of: {})",
+                        allowed.join(", ")
+                    ),
+                    None => format!("unknown field; expected one of: {}", allowed.join(", ")),
+                },
             )),
         }
     }
@@ -182,4 +188,59 @@ fn is_env_name(name: &str) -> bool {
     let mut bytes = name.bytes();
     matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// The allowed name closest to `unknown` (case folded, `-` read as `_`), when it is close
+/// enough to be a typo: at most one edit in 4 characters, and at least one.
+pub(super) fn did_you_mean<'n>(unknown: &str, allowed: &[&'n str]) -> Option<&'n str> {
+    let folded: String = unknown
+        .chars()
+        .map(|c| {
+            if c == '-' {
+                '_'
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
+        .collect();
+    let limit = (folded.chars().count() / 4).max(1);
+    allowed
+        .iter()
+        .map(|name| (edit_distance(&folded, name), *name))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, name)| name)
+}
+
+/// Levenshtein distance, with a transposition of two neighbours counted as one edit.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let width = b.len() + 1;
+    let mut d: Vec<usize> = vec![0; (a.len() + 1) * width];
+    let at = |i: usize, j: usize| i * width + j;
+    for (i, cell) in d.iter_mut().step_by(width).enumerate() {
+        *cell = i;
+    }
+    for (j, cell) in d.iter_mut().take(width).enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let get = |v: &Vec<usize>, i: usize, j: usize| {
+                v.get(at(i, j)).copied().unwrap_or(usize::MAX / 2)
+            };
+            let same = a.get(i - 1) == b.get(j - 1);
+            let mut best = (get(&d, i - 1, j) + 1)
+                .min(get(&d, i, j - 1) + 1)
+                .min(get(&d, i - 1, j - 1) + usize::from(!same));
+            if i > 1 && j > 1 && a.get(i - 1) == b.get(j - 2) && a.get(i - 2) == b.get(j - 1) {
+                best = best.min(get(&d, i - 2, j - 2) + 1);
+            }
+            if let Some(cell) = d.get_mut(at(i, j)) {
+                *cell = best;
+            }
+        }
+    }
+    d.last().copied().unwrap_or(0)
 }

@@ -330,6 +330,12 @@ fn names_list(
 /// Refuses a prefix that no request can be read as: the filter matches the canonical path
 /// (no `%` escapes of prefix characters, no `\`, `;`, empty or dot segments, ASCII only).
 fn validate_prefix(field: &str, prefix: &str) -> Result<(), ConfigError> {
+    if !prefix.starts_with('/') {
+        return Err(ConfigError::new(
+            field,
+            format!("must start with `/` (found `{prefix}`): a request path always does, so write `/{prefix}`"),
+        ));
+    }
     let chars_ok = prefix.starts_with('/')
         && prefix
             .bytes()
@@ -403,10 +409,13 @@ pub(super) fn compile_policy(
     } else {
         format!("service `{name}`: ")
     };
-    let auth_enabled = obj
-        .bool("auth_enabled")?
-        .or(defaults.auth_enabled)
-        .unwrap_or(true);
+    let own_auth = obj.bool("auth_enabled")?;
+    let auth_enabled = own_auth.or(defaults.auth_enabled).unwrap_or(true);
+    let auth_source = match (own_auth, defaults.auth_enabled) {
+        (Some(_), _) => "",
+        (None, Some(_)) => " (inherited from the top level)",
+        (None, None) => " (the default)",
+    };
     let token_auth_enabled = obj
         .bool("token_auth_enabled")?
         .or(defaults.token_auth_enabled)
@@ -460,7 +469,7 @@ pub(super) fn compile_policy(
         let pair = KeyPair::new(primary, secondary).ok_or_else(|| {
             ConfigError::new(
                 obj.path("primary_key"),
-                format!("{service}auth_enabled is true (the default) but neither primary_key nor secondary_key is set"),
+                format!("{service}auth_enabled is true{auth_source} but neither primary_key nor secondary_key is set: key auth needs at least one key (or set auth_enabled to false)"),
             )
         })?;
         AuthMode::Key(pair)

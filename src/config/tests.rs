@@ -84,8 +84,58 @@ fn refusals_name_the_field() {
     let cases: &[(&str, &str, &str)] = &[
         ("{", "", "not valid JSON"),
         ("[]", "", "must be a JSON object"),
-        ("", "primary_key", "neither primary_key nor secondary_key"),
-        ("{}", "primary_key", "neither primary_key nor secondary_key"),
+        ("", "", "the configuration is empty"),
+        (" \n\t", "", "the configuration is empty"),
+        (
+            "{}",
+            "primary_key",
+            "auth_enabled is true (the default) but neither primary_key nor secondary_key",
+        ),
+        (
+            r#"{"auth_enabled":true}"#,
+            "primary_key",
+            "auth_enabled is true but neither",
+        ),
+        (
+            r#"{"auth_enabled":true,"services":[{"name":"a","path_prefix":"/a"}]}"#,
+            "primary_key",
+            "auth_enabled is true but neither",
+        ),
+        (
+            r#"{"auth_enabled":true,"primary_key":"k","services":[{"name":"a","path_prefix":"/a","primary_key":"env:UNSET_HERE_X"}]}"#,
+            "services[0].primary_key",
+            "is not set",
+        ),
+        (
+            r#"{"auth_enabled":false,"primary_key":"abc"}"#,
+            "primary_key",
+            "no policy uses it",
+        ),
+        (
+            r#"{"auth_enabled":false,"secondary_key":"abc","services":[{"name":"a","path_prefix":"/a","auth_enabled":true,"primary_key":"p","secondary_key":"s"}]}"#,
+            "secondary_key",
+            "no policy uses it",
+        ),
+        (
+            r#"{"primary_key":"k","services":[{"name":"a","path_prefix":"score"}]}"#,
+            "services[0].path_prefix",
+            "must start with `/` (found `score`): a request path always does, so write `/score`",
+        ),
+        (
+            r#"{"primary_key":"k","auth_enabeld":true}"#,
+            "auth_enabeld",
+            "did you mean `auth_enabled`?",
+        ),
+        (
+            r#"{"primary_key":"k","Secondary-Key":"x"}"#,
+            "Secondary-Key",
+            "did you mean `secondary_key`?",
+        ),
+        (
+            r#"{"primary_key":"k","services":[{"name":"a","path_prefx":"/a"}]}"#,
+            "services[0].path_prefx",
+            "did you mean `path_prefix`?",
+        ),
         (
             r#"{"primary_key":"k","colour":"red"}"#,
             "colour",
@@ -169,6 +219,8 @@ fn refusals_name_the_field() {
             "must be `refuse` or `top_level_policy`",
         ),
     ];
+    let far = parse_str(r#"{"primary_key":"k","colour":"red"}"#).unwrap_err();
+    assert!(!far.message.contains("did you mean"), "{far}");
     for (json, field, fragment) in cases {
         let err = parse_str(json).unwrap_err();
         assert_eq!(err.field, *field, "{json}: {err}");

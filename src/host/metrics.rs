@@ -1,4 +1,5 @@
-//! The VM's stats: defined on first use, their ids cached, counted through fallible host calls.
+//! The VM's stats: every stat the configuration can emit defined when it is applied (so each
+//! exists at 0 from the start), their ids cached, counted through fallible host calls.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -22,6 +23,31 @@ pub(super) struct Metrics {
 type EventKey = (Option<Scope>, &'static str, &'static str);
 
 impl Metrics {
+    /// The stats of a configuration, every one it can emit defined now, at 0: request events
+    /// per scope and the JWKS lifecycle. A definition the host refuses is retried on first use.
+    pub(super) fn defined(config: &FilterConfig) -> Self {
+        let metrics = Metrics::default();
+        for (scope, event) in stats::configured_events(config) {
+            let (prefix, suffix) = event.parts();
+            let name = event.name(scope.and_then(|s| stats::scope_name(config, s)));
+            if let Ok(id) = abi::define_metric(MetricType::Counter as u32, &name) {
+                metrics
+                    .events
+                    .borrow_mut()
+                    .insert((scope, prefix, suffix), id);
+            }
+        }
+        for (name, gauge) in stats::configured_lifecycle(config) {
+            let kind = if gauge {
+                MetricType::Gauge
+            } else {
+                MetricType::Counter
+            };
+            let _ = metrics.id(kind, &name);
+        }
+        metrics
+    }
+
     fn id(&self, kind: MetricType, name: &str) -> Option<u32> {
         if let Some(id) = self.ids.borrow().get(name) {
             return Some(*id);

@@ -71,7 +71,7 @@ impl State {
             .map(|p| Rc::new(p.keys));
         State {
             router,
-            metrics: Metrics::default(),
+            metrics: Metrics::defined(&config),
             keys: RefCell::new(KeyView {
                 local,
                 ..KeyView::default()

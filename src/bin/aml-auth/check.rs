@@ -5,7 +5,9 @@
 use std::fs;
 use std::path::Path;
 
-use aml_auth_filter::config::{self, AuthMode, FilterConfig, ServicePolicy};
+use aml_auth_filter::config::{
+    self, AuthMode, FilterConfig, ServicePolicy, ServiceRoute, TokenService, Unmatched,
+};
 use aml_auth_filter::request::policy::{self, Keys, TokenInputs, Unavailable, Verdict};
 use aml_auth_filter::request::router::{Router, Target as RequestTarget};
 use aml_auth_filter::request::status::{self, Denial};
@@ -25,11 +27,55 @@ pub enum Target<'a> {
     Service(&'a str),
     /// The service the router picks for this request.
     Request {
-        /// `:path`.
-        path: &'a str,
+        /// `:path` (by route: `/` when not given).
+        path: Option<&'a str>,
         /// `:authority`, empty when not given.
         host: &'a str,
+        /// Envoy's route name, for services selected by `route_names`.
+        route: Option<&'a str>,
+        /// Envoy's upstream cluster, for services selected by `clusters`.
+        cluster: Option<&'a str>,
     },
+}
+
+const CMD: &str = "aml-auth token check";
+
+fn usage(message: impl Into<String>) -> CliError {
+    CliError::Usage {
+        message: message.into(),
+        command: CMD,
+    }
+}
+
+/// Where a service applies, as its service line names it.
+fn selection(route: &ServiceRoute) -> String {
+    if !route.route_names.is_empty() || !route.clusters.is_empty() {
+        let mut parts = Vec::new();
+        if !route.route_names.is_empty() {
+            parts.push(format!("route {}", route.route_names.join(",")));
+        }
+        if !route.clusters.is_empty() {
+            parts.push(format!("cluster {}", route.clusters.join(",")));
+        }
+        return parts.join(", ");
+    }
+    if route.hosts.is_empty() {
+        format!("path_prefix {}", route.path_prefix)
+    } else {
+        format!(
+            "path_prefix {}, hosts {}",
+            route.path_prefix,
+            route.hosts.join(",")
+        )
+    }
+}
+
+/// The policy chosen for the request.
+enum Chosen {
+    /// A service (`None`: the top-level policy), and how it was chosen.
+    Policy(Option<usize>, String),
+    /// Services select by route and none names this one: refused with `no_service`.
+    NoService(String),
 }
 
 /// What `token check` was asked to do.
@@ -134,21 +180,21 @@ pub fn parse_at(text: &str) -> Result<i64, String> {
     Ok(days * 86_400 + hour * 3_600 + minute * 60 + second.min(59) - offset)
 }
 
-/// The service judging the request (`None`: the top-level policy) and how it was chosen.
-fn describe_target(
-    cfg: &FilterConfig,
-    target: &Target<'_>,
-) -> Result<(Option<usize>, String), CliError> {
+/// The service judging the request and how it was chosen.
+fn describe_target(cfg: &FilterConfig, target: &Target<'_>) -> Result<Chosen, CliError> {
     let named = |index: Option<usize>| match index.and_then(|i| Some((i, cfg.services.get(i)?))) {
         Some((i, route)) => format!(
-            "{} (services[{i}], path_prefix {})",
-            route.policy.name, route.path_prefix
+            "{} (services[{i}], {})",
+            route.policy.name,
+            selection(route)
         ),
         None => format!("{} (the top-level policy)", config::DEFAULT_SERVICE),
     };
     match target {
-        Target::Default => Ok((None, named(None))),
-        Target::Service(name) if *name == config::DEFAULT_SERVICE => Ok((None, named(None))),
+        Target::Default => Ok(Chosen::Policy(None, named(None))),
+        Target::Service(name) if *name == config::DEFAULT_SERVICE => {
+            Ok(Chosen::Policy(None, named(None)))
+        }
         Target::Service(name) => {
             let index = cfg
                 .services
@@ -157,18 +203,34 @@ fn describe_target(
                 .ok_or_else(|| {
                     let names: Vec<&str> =
                         cfg.services.iter().map(|s| s.policy.name.as_str()).collect();
-                    CliError::fail(format!(
+                    usage(format!(
                         "--service {name}: no such service (services: {}; `default` is the top-level policy)",
                         if names.is_empty() { "none".to_string() } else { names.join(", ") }
                     ))
                 })?;
-            Ok((Some(index), named(Some(index))))
+            Ok(Chosen::Policy(Some(index), named(Some(index))))
         }
-        Target::Request { path, host } => {
+        Target::Request {
+            path,
+            host,
+            route,
+            cluster,
+        } => {
             let router = Router::new(&cfg.services);
-            if router.selects_by_route() {
-                return Err(CliError::fail(
-                    "the services select by Envoy route (route_names/clusters), which --path cannot tell: use --service",
+            let by_route = route.is_some() || cluster.is_some();
+            if cfg.services.is_empty() {
+                return Err(usage(
+                    "the configuration has no services: every request gets the top-level policy (leave out --path, --route and --cluster)",
+                ));
+            }
+            if router.selects_by_route() && !by_route {
+                return Err(usage(
+                    "the services select by Envoy route (route_names/clusters), which --path cannot tell: give --route NAME or --cluster NAME (the route or cluster Envoy chooses), or --service NAME",
+                ));
+            }
+            if !router.selects_by_route() && by_route {
+                return Err(usage(
+                    "the services select by path_prefix: give --path PATH (and --host HOST), or --service NAME",
                 ));
             }
             // Without --host: a name no configuration lists (RFC 2606 reserves `.invalid`).
@@ -180,8 +242,9 @@ fn describe_target(
             let index = router
                 .select(RequestTarget {
                     authority: Some(authority.as_bytes()),
-                    path: Some(path.as_bytes()),
-                    ..RequestTarget::default()
+                    path: Some(path.unwrap_or("/").as_bytes()),
+                    route_name: *route,
+                    cluster: *cluster,
                 })
                 .map_err(|e| {
                     CliError::fail(format!(
@@ -191,16 +254,30 @@ fn describe_target(
                     ))
                 })?
                 .service;
-            let how = format!(
-                "{} routed from --path {path}{}",
-                named(index),
-                if host.is_empty() {
-                    String::new()
-                } else {
-                    format!(" --host {host}")
-                }
-            );
-            Ok((index, how))
+            let mut how = Vec::new();
+            if let Some(path) = path {
+                how.push(format!("--path {path}"));
+            }
+            if !host.is_empty() {
+                how.push(format!("--host {host}"));
+            }
+            if let Some(route) = route {
+                how.push(format!("--route {route}"));
+            }
+            if let Some(cluster) = cluster {
+                how.push(format!("--cluster {cluster}"));
+            }
+            let how = how.join(" ");
+            if index.is_none() && by_route && cfg.unmatched_routes == Unmatched::Refuse {
+                return Ok(Chosen::NoService(format!(
+                    "none: no service names {how} (and unmatched_routes is `refuse`)"
+                )));
+            }
+            let verb = if by_route { "chosen by" } else { "routed from" };
+            Ok(Chosen::Policy(
+                index,
+                format!("{} {verb} {how}", named(index)),
+            ))
         }
     }
 }
@@ -291,6 +368,122 @@ fn decoded(part: Option<&str>) -> String {
     }
 }
 
+fn decoded_value(part: Option<&str>) -> Value {
+    part.and_then(|p| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(p)
+            .ok()
+    })
+    .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+    .unwrap_or(Value::Null)
+}
+
+/// What the token showed, for saying what a failed check expected.
+struct Seen {
+    header: Value,
+    claims: Value,
+    at: i64,
+}
+
+/// A JSON value for a report line; `absent` when missing.
+fn shown(value: Option<&Value>) -> String {
+    value.map_or_else(|| "absent".to_string(), Value::to_string)
+}
+
+/// Most names listed in one expectation.
+const MAX_LISTED: usize = 10;
+
+fn listed(items: &[String]) -> String {
+    let mut out: Vec<String> = items.iter().take(MAX_LISTED).cloned().collect();
+    if items.len() > MAX_LISTED {
+        out.push(format!("and {} more", items.len() - MAX_LISTED));
+    }
+    if out.is_empty() {
+        "none".to_string()
+    } else {
+        out.join(", ")
+    }
+}
+
+/// What a failed check expected, as ` (...)`, from the policy, the keys held and the token.
+fn expected(e: TokenError, service: &TokenService, keys: &KeySet, seen: &Seen) -> String {
+    let policy = &service.policy;
+    let time = |name: &str| {
+        let t = seen.claims.get(name).and_then(Value::as_i64);
+        t.map_or_else(
+            || format!("{name} absent"),
+            |t| format!("{name} {t} = {}", rfc3339(t)),
+        )
+    };
+    let at = format!("judged at {} = {}", seen.at, rfc3339(seen.at));
+    let skew = policy.clock_skew_seconds;
+    let text = match e {
+        TokenError::UnknownKid => {
+            let kids: Vec<String> = keys
+                .iter()
+                .filter_map(|k| k.kid())
+                .map(str::to_string)
+                .collect();
+            format!(
+                "kid {} is not among the {} keys held; kids held: {}",
+                shown(seen.header.get("kid")),
+                keys.len(),
+                listed(&kids)
+            )
+        }
+        TokenError::KeyAlgorithmMismatch => format!(
+            "alg {}: the key with kid {} does not admit it",
+            shown(seen.header.get("alg")),
+            shown(seen.header.get("kid"))
+        ),
+        TokenError::IssuerMismatch => format!(
+            "iss {}; accepted: {}",
+            shown(seen.claims.get("iss")),
+            listed(&policy.issuers)
+        ),
+        TokenError::Expired => format!("{}; {at}; clock skew {skew} s", time("exp")),
+        TokenError::NotYetValid => format!("{}; {at}; clock skew {skew} s", time("nbf")),
+        TokenError::IssuedInFuture => format!("{}; {at}; clock skew {skew} s", time("iat")),
+        TokenError::MissingExpiration => {
+            "require_expiration is true: the token must carry exp".to_string()
+        }
+        TokenError::LifetimeTooLong => format!(
+            "{} to {}; max_lifetime_seconds {}",
+            time("iat"),
+            time("exp"),
+            policy
+                .max_lifetime_seconds
+                .map_or_else(|| "unset".to_string(), |m| m.to_string())
+        ),
+        TokenError::AudienceNotAllowed | TokenError::InvalidAudience => format!(
+            "aud {}; allowed: {}",
+            shown(seen.claims.get("aud")),
+            policy
+                .audiences
+                .as_deref()
+                .map_or_else(|| "any".to_string(), listed)
+        ),
+        _ => return String::new(),
+    };
+    format!(" ({text})")
+}
+
+/// What a required claim held and what the rule allows, as `; ...`.
+fn claim_expected(service: &TokenService, name_id: u32, claims: &Value) -> String {
+    match service
+        .required_claims
+        .iter()
+        .find(|r| r.name_id == name_id)
+    {
+        Some(rule) => format!(
+            " (holds {}; required: one of {})",
+            shown(claims.get(&rule.claim)),
+            listed(&rule.allowed)
+        ),
+        None => String::new(),
+    }
+}
+
 fn outcome(result: Option<Result<(), TokenError>>) -> String {
     match result {
         Some(Ok(())) => "pass".to_string(),
@@ -307,7 +500,18 @@ pub fn check(req: &Request<'_>) -> Result<Report, CliError> {
     let env = |name: &str| Some(std::env::var(name).unwrap_or_else(|_| "unset".to_string()));
     let cfg = config::parse(&text, &env)
         .map_err(|e| CliError::fail(format!("--config {shown}: the filter refuses it: {e}")))?;
-    let (index, service_line) = describe_target(&cfg, &req.target)?;
+    let (index, service_line) = match describe_target(&cfg, &req.target)? {
+        Chosen::Policy(index, line) => (index, line),
+        Chosen::NoService(line) => {
+            return Ok(Report {
+                lines: vec![
+                    format!("service: {line}"),
+                    deny_line(Denial::NoService, &cfg.realm),
+                ],
+                allowed: false,
+            })
+        }
+    };
     let policy: &ServicePolicy = index
         .and_then(|i| cfg.services.get(i))
         .map_or(&cfg.default_policy, |s| &s.policy);
@@ -326,6 +530,16 @@ pub fn check(req: &Request<'_>) -> Result<Report, CliError> {
     let (h, p, s) = (parts.next(), parts.next(), parts.next());
     lines.push(format!("token header: {}", decoded(h)));
     lines.push(format!("token claims: {}", decoded(p)));
+    let times: Vec<String> = ["iat", "nbf", "exp"]
+        .iter()
+        .filter_map(|name| {
+            let t = decoded_value(p).get(*name)?.as_i64()?;
+            Some(format!("{name} {t} ({})", rfc3339(t)))
+        })
+        .collect();
+    if !times.is_empty() {
+        lines.push(format!("token times: {}", times.join(", ")));
+    }
     lines.push(format!(
         "token signature: {} base64url characters (elided)",
         s.map_or(0, str::len)
@@ -359,12 +573,30 @@ pub fn check(req: &Request<'_>) -> Result<Report, CliError> {
                 .iter()
                 .filter_map(|(_, r)| r.and_then(Result::err))
                 .collect();
+            let seen = Seen {
+                header: decoded_value(h),
+                claims: decoded_value(p),
+                at: req.at,
+            };
             for (check, result) in trace {
                 if check == Check::Signature {
-                    let claims = claims_outcome(&cfg, &verdict, &failed);
+                    let mut claims = claims_outcome(&cfg, &verdict, &failed);
+                    if let Verdict::Deny(Denial::ClaimNotAllowed(id)) = verdict {
+                        if failed.is_empty() {
+                            claims.push_str(&claim_expected(service, id, &seen.claims));
+                        }
+                    }
                     lines.push(format!("check {:<9} {claims}", "claims"));
                 }
-                lines.push(format!("check {:<9} {}", check.as_str(), outcome(result)));
+                let detail = match result {
+                    Some(Err(e)) => expected(e, service, keys, &seen),
+                    _ => String::new(),
+                };
+                lines.push(format!(
+                    "check {:<9} {}{detail}",
+                    check.as_str(),
+                    outcome(result)
+                ));
             }
         }
         (AuthMode::Token(_), None) => {

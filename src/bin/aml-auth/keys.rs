@@ -219,7 +219,9 @@ pub fn regen(req: &Regen<'_>) -> Result<String, CliError> {
     let edit = edit(&before, req.slot, req.service, &stored)
         .map_err(|e| CliError::fail(format!("{shown}: {e}; file left unchanged")))?;
     let cfg = config::parse(edit.text.as_bytes(), &process_env).map_err(|e| {
-        let hint = if e.message.contains("is not set in the Wasm VM") {
+        let hint = if e.message.contains("no policy uses it") && req.service.is_none() {
+            " (the top-level policy is not in key mode and no key-mode service inherits its keys: give --service NAME to regenerate a key-mode service's key)"
+        } else if e.message.contains("is not set in the Wasm VM") {
             " (aml-auth checks env: keys against its own environment: export the variable here too)"
         } else if let Some(hint) = ecds_hint(&before) {
             return CliError::fail(format!("{shown}: {hint}; file left unchanged"));
@@ -247,6 +249,15 @@ pub fn regen(req: &Regen<'_>) -> Result<String, CliError> {
             "no policy using this key has key auth on (auth_enabled is false): the new key takes effect only once one does"
                 .to_string(),
         );
+    }
+    if req.envoy_ecds.is_none() {
+        notes.extend(ecds_beside(&config_path, &before).into_iter().map(|path| {
+            format!(
+                "{} (an Envoy ECDS file beside it) holds this configuration as it was: without --envoy-ecds, an Envoy reading that file keeps the old key; give --envoy-ecds {} to change both",
+                path.display(),
+                path.display()
+            )
+        }));
     }
     let ecds_staged = match req.envoy_ecds {
         None => None,
@@ -328,6 +339,35 @@ fn stage_ecds(
     Ok((staged, path.to_path_buf(), rewritten))
 }
 
+/// ECDS files next to the configuration (in its directory or its `ecds/` subdirectory) whose
+/// Wasm resource holds `text`: what an Envoy may be reading instead of the file being edited.
+fn ecds_beside(config: &Path, text: &str) -> Vec<PathBuf> {
+    let Some(dir) = config.parent() else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for d in [dir.to_path_buf(), dir.join("ecds")] {
+        let Ok(entries) = fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path == config || path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let holds = fs::read(&path)
+                .ok()
+                .and_then(|bytes| crate::config_check::ecds_configs(&bytes))
+                .is_some_and(|configs| configs.iter().any(|(_, held)| held == text));
+            if holds {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
 /// How one key of one policy is stored.
 fn storage(own: Option<&Value>, top: Option<&Value>, is_service: bool) -> String {
     match (own, top) {
@@ -382,7 +422,11 @@ pub fn list_lines(cfg: &FilterConfig, text: &str) -> Vec<String> {
         };
         rows.push([
             route.policy.name.clone(),
-            route.path_prefix.clone(),
+            if route.path_prefix.is_empty() {
+                "-".to_string()
+            } else {
+                route.path_prefix.clone()
+            },
             mode_name(&route.policy.mode).to_string(),
             format!("primary={}", cell(own("primary_key"), top_p)),
             format!("secondary={}", cell(own("secondary_key"), top_s)),

@@ -3,6 +3,7 @@
 
 mod args;
 mod check;
+mod config_check;
 mod ecds;
 mod fsio;
 mod jsonspan;
@@ -27,10 +28,40 @@ commands:
   token issue     sign a token for the filter's token auth
   token check     judge a token as the filter would, check by check
   jwks            print the public JWKS of signing keys
+  config check    judge a plugin configuration offline with the filter's own parser
   help [COMMAND]  this text, or a command's
 
 Run `aml-auth <command> --help` for a command's options.
-Exit status: 0 success, 1 failure (`token check`: the filter would deny), 2 usage error.
+Exit status: 0 success, 1 failure (`token check`: the filter would deny; `config check`: it
+refuses the configuration), 2 usage error.
+";
+
+const CONFIG_USAGE: &str = "usage: aml-auth config check [FILE | -] [--envoy ENVOY_JSON]
+
+  config check    judge a plugin configuration offline with the filter's own parser
+";
+
+const CONFIG_CHECK_USAGE: &str = "usage: aml-auth config check [FILE | -] [--envoy ENVOY_JSON]
+
+Judges a plugin configuration with the filter's own parser, offline (no Envoy, nothing
+fetched), and prints a one-screen summary of what it does: the top-level policy, how services
+are selected, each service's mode and keys' storage (never a key), the token issuers and key
+sources. Refused: the field path and what to change.
+
+  FILE               the plugin configuration (JSON; `-` reads stdin), or an Envoy ECDS file
+                     (each Wasm resource's plugin configuration is checked)
+  --envoy ENVOY_JSON the Envoy configuration the filter runs in, as JSON. Without FILE, the
+                     plugin configuration of every Wasm filter inlined in it is checked. Warns
+                     when a route listed earlier with a shorter prefix takes the requests of a
+                     longer path_prefix (Envoy takes the first matching route, the filter the
+                     longest prefix), when route_names or clusters name nothing in it, and when
+                     a remote_jwks cluster is not one of its clusters
+
+env: keys are read from the environment this command runs in; one unset here is reported and
+checked as if it held a valid key. Warnings (exit status unchanged): unset env: variables,
+plaintext keys under 16 characters, the same key in both slots, the route checks above.
+Exit status: 0 the filter accepts the configuration, 1 it refuses it (or a file cannot be
+read), 2 usage error.
 ";
 
 const KEYS_USAGE: &str = "usage: aml-auth keys <generate|regen|list> [<args>]
@@ -78,9 +109,9 @@ Prints one line per policy: the top-level policy (`default`) first, then each se
 
   NAME  PATH_PREFIX  MODE  primary=STORAGE  secondary=STORAGE
 
-PATH_PREFIX is `-` for default; MODE is key, token or none; STORAGE is plaintext, hashed,
-env:NAME, inherited (from the top level), absent, or n/a for a service whose mode is not key
-(its requests never meet a key). Keys and digests are never printed.
+PATH_PREFIX is `-` for default and for services selected by route_names or clusters; MODE is
+key, token or none; STORAGE is plaintext, hashed, env:NAME, inherited (from the top level),
+absent, or n/a for a service whose mode is not key (its requests never meet a key). Keys and digests are never printed.
 The configuration is checked with the filter's own parser; env: variables that are unset in
 this shell are assumed to be set in the proxy.
 ";
@@ -92,20 +123,25 @@ const TOKEN_USAGE: &str = "usage: aml-auth token <issue|check> [<args>]
 ";
 
 const CHECK_USAGE: &str =
-    "usage: aml-auth token check --config FILE [--service NAME | --path PATH [--host HOST]]
-                         [--jwks FILE] [--at UNIX_OR_RFC3339] TOKEN
+    "usage: aml-auth token check --config FILE [--service NAME | --path PATH [--host HOST] |
+                         --route NAME | --cluster NAME] [--jwks FILE] [--at UNIX_OR_RFC3339] TOKEN
 
 Judges TOKEN (`-` reads it from stdin) with the filter's own configuration parser, router and
 decision code, and prints: the policy chosen, the time, the keys, the token's decoded header
-and claims (the signature elided), each check in order (structure, header, issuer, time,
-audience, claims, signature) with `pass` or `fail <reason>`, and the verdict with the status
-and reason the filter would answer. Each check runs on its own where it can, so one report
-shows every problem; the verdict stops at the first, as the filter does.
+and claims (the signature elided) and its times in RFC 3339, each check in order (structure,
+header, issuer, time, audience, claims, signature) with `pass` or `fail <reason>` and what a
+failed check expected, and the verdict with the status and reason the filter would answer.
+Each check runs on its own where it can, so one report shows every problem; the verdict stops
+at the first, as the filter does.
 
   --config FILE      the plugin configuration
   --service NAME     judge under services[].name == NAME (`default`: the top-level policy)
-  --path PATH        judge under the service the filter routes this :path to
+  --path PATH        services selected by path_prefix: judge under the service the filter
+                     routes this :path to
   --host HOST        with --path: the request's Host (:authority)
+  --route NAME       services selected by route_names: the Envoy route the request takes
+  --cluster NAME     services selected by clusters: the upstream cluster it goes to (with
+                     --route: the route decides first, then the cluster, as in the filter)
   --jwks FILE        the remote key set (JWKS JSON, e.g. saved with curl), held beside the
                      configuration's token.local_jwks as the filter holds a fetched set.
                      Nothing is fetched: without --jwks only local_jwks judges, as in the
@@ -113,9 +149,11 @@ shows every problem; the verdict stops at the first, as the filter does.
   --at TIME          judge at this time, Unix seconds or RFC 3339 (2024-05-01T12:00:00Z);
                      default now
 
-Without --service or --path the top-level policy judges.
+Without --service, --path, --route or --cluster the top-level policy judges.
 Exit status: 0 the filter would forward the request, 1 it would deny it (or the configuration
-or key set is refused), 2 usage error.
+or key set is refused), 2 usage error (including a selection the configuration cannot make:
+--path for services selected by route, --route or --cluster for services selected by path, an
+unknown --service).
 ";
 
 const ISSUE_USAGE: &str =
@@ -127,7 +165,8 @@ Prints a signed JWT on the first line and, on the second, when to get a new one:
   refresh_by=<unix seconds> <RFC 3339 UTC>
 (three quarters of the lifetime, like Azure ML's get_token()).
 
-  --signing-key FILE     PKCS#8 PEM private key (openssl genpkey): RSA, EC P-256 or Ed25519
+  --signing-key FILE     PKCS#8 PEM private key (openssl genpkey): RSA, EC P-256, P-384 or
+                         P-521, or Ed25519
   --issuer ISS           iss claim
   --audience AUD         aud claim
   --ttl SECONDS          lifetime, 1 to 2592000 (30 days); exp = iat + ttl, nbf = iat
@@ -283,6 +322,14 @@ fn run(args: &[String]) -> Result<Output, CliError> {
             "unknown subcommand `token {other}`"
         ))),
         ["jwks", ..] => jwks(rest(1)),
+        ["config"] => Err(CliError::usage("aml-auth config")(
+            "missing subcommand".to_string(),
+        )),
+        ["config", w, ..] if is_help(w) => help(CONFIG_USAGE),
+        ["config", "check", ..] => config_check(rest(2)),
+        ["config", other, ..] => Err(CliError::usage("aml-auth config")(format!(
+            "unknown subcommand `config {other}`"
+        ))),
         [other, ..] => Err(CliError::usage("aml-auth")(format!(
             "unknown command `{other}`"
         ))),
@@ -299,6 +346,8 @@ fn usage_of(topic: &[&str]) -> Option<&'static str> {
         ["token", "issue"] => ISSUE_USAGE,
         ["token", "check"] => CHECK_USAGE,
         ["jwks"] => JWKS_USAGE,
+        ["config"] => CONFIG_USAGE,
+        ["config", "check"] => CONFIG_CHECK_USAGE,
         _ => return None,
     })
 }
@@ -452,6 +501,8 @@ fn token_check(args: &[String]) -> Result<Output, CliError> {
         Flag::value("--service"),
         Flag::value("--path"),
         Flag::value("--host"),
+        Flag::value("--route"),
+        Flag::value("--cluster"),
         Flag::value("--jwks"),
         Flag::value("--at"),
     ];
@@ -465,23 +516,37 @@ fn token_check(args: &[String]) -> Result<Output, CliError> {
         .positionals
         .first()
         .ok_or_else(|| usage("TOKEN is required (`-` reads it from stdin)".into()))?;
-    let target = match (p.value("--service"), p.value("--path"), p.value("--host")) {
-        (Some(_), Some(_), _) => {
-            return Err(usage("give --service or --path, not both".into()));
+    let (service, path, host) = (p.value("--service"), p.value("--path"), p.value("--host"));
+    let (route, cluster) = (p.value("--route"), p.value("--cluster"));
+    for (flag, value) in [("--route", route), ("--cluster", cluster)] {
+        if value == Some("") {
+            return Err(usage(format!("{flag}: the name is empty")));
         }
-        (_, None, Some(_)) => return Err(usage("--host goes with --path".into())),
-        (Some(""), _, _) => return Err(usage("--service: the name is empty".into())),
-        (Some(name), None, None) => check::Target::Service(name),
-        (None, Some(path), host) => {
-            if !path.starts_with('/') {
+    }
+    let requested = path.is_some() || route.is_some() || cluster.is_some();
+    let target = match service {
+        Some(_) if requested || host.is_some() => {
+            return Err(usage(
+                "give --service, or --path/--route/--cluster, not both".into(),
+            ));
+        }
+        Some("") => return Err(usage("--service: the name is empty".into())),
+        Some(name) => check::Target::Service(name),
+        None if host.is_some() && path.is_none() => {
+            return Err(usage("--host goes with --path".into()))
+        }
+        None if requested => {
+            if let Some(path) = path.filter(|p| !p.starts_with('/')) {
                 return Err(usage(format!("--path: `{path}` does not start with `/`")));
             }
             check::Target::Request {
                 path,
                 host: host.unwrap_or(""),
+                route,
+                cluster,
             }
         }
-        (None, None, None) => check::Target::Default,
+        None => check::Target::Default,
     };
     let at = match p.value("--at") {
         Some(text) => check::parse_at(text).map_err(&usage)?,
@@ -517,6 +582,93 @@ fn token_check(args: &[String]) -> Result<Output, CliError> {
     Ok(Output {
         lines: report.lines,
         status: if report.allowed { 0 } else { 1 },
+        essential: false,
+    })
+}
+
+fn config_check(args: &[String]) -> Result<Output, CliError> {
+    const CMD: &str = "aml-auth config check";
+    let Some(p) = parse_or_help(args, &[Flag::value("--envoy")], CMD)? else {
+        return help(CONFIG_CHECK_USAGE);
+    };
+    let usage = CliError::usage(CMD);
+    p.at_most_positionals(1).map_err(&usage)?;
+    let file = p.positionals.first().map(String::as_str);
+    let envoy_path = p.value("--envoy");
+    if file.is_none() && envoy_path.is_none() {
+        return Err(usage(
+            "FILE is required (`-` reads stdin), or --envoy ENVOY_JSON to check its inline plugin configurations".into(),
+        ));
+    }
+    let envoy = match envoy_path {
+        None => None,
+        Some(path) => {
+            let bytes = std::fs::read(path)
+                .map_err(|e| CliError::fail(format!("cannot read --envoy {path}: {e}")))?;
+            let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+                CliError::fail(format!(
+                    "--envoy {path} is not JSON ({e}): give the Envoy configuration as JSON (Envoy reads JSON too; YAML converts with e.g. python3 -c 'import json,sys,yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)')"
+                ))
+            })?;
+            Some((path, value))
+        }
+    };
+    let mut sources = Vec::new();
+    match file {
+        Some(name) => {
+            let (shown, bytes) = if name == "-" {
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes)
+                    .map_err(|e| CliError::fail(format!("cannot read stdin: {e}")))?;
+                ("stdin".to_string(), bytes)
+            } else {
+                let bytes = std::fs::read(name)
+                    .map_err(|e| CliError::fail(format!("cannot read {name}: {e}")))?;
+                (name.to_string(), bytes)
+            };
+            match config_check::ecds_configs(&bytes) {
+                Some(found) if found.is_empty() => {
+                    return Err(CliError::fail(format!(
+                        "{shown} is an Envoy ECDS file without a Wasm resource holding a plugin configuration"
+                    )))
+                }
+                Some(found) => sources.extend(found.into_iter().map(|(res, text)| {
+                    config_check::Source {
+                        shown: format!("{shown} (ECDS resource `{res}`)"),
+                        text: text.into_bytes(),
+                    }
+                })),
+                None => sources.push(config_check::Source {
+                    shown,
+                    text: bytes,
+                }),
+            }
+        }
+        None => {
+            if let Some((path, value)) = &envoy {
+                let found = config_check::envoy_configs(value);
+                if found.is_empty() {
+                    return Err(CliError::fail(format!(
+                        "--envoy {path} inlines no Wasm plugin configuration (one taking the filter from ECDS: give the ECDS file or the plugin configuration as FILE)"
+                    )));
+                }
+                sources.extend(found.into_iter().map(|(name, text)| config_check::Source {
+                    shown: format!("{path} (filter `{name}`)"),
+                    text: text.into_bytes(),
+                }));
+            }
+        }
+    }
+    let mut lines = Vec::new();
+    let mut valid = true;
+    for source in &sources {
+        let checked = config_check::check(source, envoy.as_ref().map(|(_, v)| v));
+        valid &= checked.valid;
+        lines.extend(checked.lines);
+    }
+    Ok(Output {
+        lines,
+        status: if valid { 0 } else { 1 },
         essential: false,
     })
 }
@@ -567,6 +719,9 @@ mod tests {
             (&["jwks", "--help"], JWKS_USAGE),
             (&["help", "keys", "regen"], REGEN_USAGE),
             (&["help", "jwks"], JWKS_USAGE),
+            (&["config", "--help"], CONFIG_USAGE),
+            (&["config", "check", "-h"], CONFIG_CHECK_USAGE),
+            (&["help", "config", "check"], CONFIG_CHECK_USAGE),
         ];
         for (words, want) in cases {
             assert_eq!(
