@@ -16,3 +16,14 @@ fn ecdsa_agrees_with_the_rustcrypto_curves() {
     t.report("ECDSA");
     assert!(t.by_design.is_empty(), "ECDSA has no by-design refusal");
 }
+
+#[test]
+fn ed25519_agrees_with_ed25519_compact() {
+    let mut t = Tally::default();
+    differential::ed25519::run(&mut t);
+    t.report("Ed25519");
+    assert!(
+        t.by_design.contains_key("ed25519-cofactored-only"),
+        "the cofactored-only class was reached"
+    );
+}
