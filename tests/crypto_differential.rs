@@ -27,3 +27,10 @@ fn ed25519_agrees_with_ed25519_compact() {
         "the cofactored-only class was reached"
     );
 }
+
+#[test]
+fn rsa_agrees_with_the_rsa_crate() {
+    let mut t = Tally::default();
+    differential::rsa::run(&mut t);
+    t.report("RSA");
+}
