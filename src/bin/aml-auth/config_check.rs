@@ -520,7 +520,7 @@ fn envoy_warnings(cfg: &FilterConfig, envoy: &Value) -> Vec<String> {
         for (i, r) in token.remote.iter().enumerate() {
             if !clusters.is_empty() && !clusters.contains(&r.cluster) {
                 out.push(format!(
-                    "token.remote_jwks[{i}].cluster `{}` is no cluster of the Envoy configuration: every fetch fails (jwks.fetch_failure.dispatch_failed) and token requests get 503 jwks_unavailable",
+                    "token.remote_jwks[{i}].cluster `{}` is no cluster of the Envoy configuration: every fetch fails (jwks.fetch_failure.unknown_cluster) and token requests get 503 jwks_unavailable",
                     r.cluster
                 ));
             }
