@@ -313,10 +313,41 @@ fn the_principal_and_service_reach_the_access_log() {
 /// and trailers enabled both ways (HTTP/1.1 drops them otherwise).
 #[test]
 fn claim_header_spellings_and_trailers_never_reach_the_upstream() {
+    for upstream_phase in [false, true] {
+        spellings_and_trailers(upstream_phase);
+    }
+}
+
+/// The filter in the listener's chain, or (`upstream_phase`) in the router's upstream filters.
+fn spellings_and_trailers(upstream_phase: bool) {
     let upstream = Server::upstream();
     let mut boot = filter_in_front_of(&plugin_config(), &upstream);
     let hcm = &mut boot["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
         ["typed_config"];
+    if upstream_phase {
+        let mut config = plugin_config();
+        config["phase"] = json!("upstream");
+        config["unmatched_routes"] = json!("top_level_policy");
+        let mut routes = Vec::new();
+        for service in config["services"].as_array_mut().unwrap() {
+            let prefix = service["path_prefix"].as_str().unwrap().to_string();
+            let name = service["name"].clone();
+            let obj = service.as_object_mut().unwrap();
+            obj.remove("path_prefix");
+            obj.insert("route_names".into(), json!([name]));
+            routes.push(json!({"name": name, "match": {"prefix": prefix},
+                               "route": {"cluster": "upstream", "timeout": "30s"}}));
+        }
+        routes.push(route_to("upstream"));
+        hcm["route_config"]["virtual_hosts"][0]["routes"] = json!(routes);
+        let mut router = router_filter();
+        router["typed_config"]["upstream_http_filters"] = json!([
+            wasm_filter(&config),
+            {"name": "envoy.filters.http.upstream_codec", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec"}}
+        ]);
+        hcm["http_filters"] = json!([router]);
+    }
     hcm["http_protocol_options"] = json!({"enable_trailers": true});
     hcm["common_http_protocol_options"] = json!({"headers_with_underscores_action": "ALLOW"});
     boot["static_resources"]["clusters"][0]["typed_extension_protocol_options"] = json!({
@@ -373,12 +404,17 @@ fn claim_header_spellings_and_trailers_never_reach_the_upstream() {
             headers.push(("authorization", credential));
         }
         let resp = get(envoy.main(), path, &headers);
-        assert_eq!(resp.status, 200, "HTTP/1.1 {path}: {}", resp.text());
+        assert_eq!(
+            resp.status,
+            200,
+            "upstream phase {upstream_phase}, HTTP/1.1 {path}: {}",
+            resp.text()
+        );
         let got = upstream.received();
         assert_eq!(got.len(), 1, "{path}");
         assert!(
             forged(&got[0]).is_empty(),
-            "HTTP/1.1 {path}: {:?}",
+            "upstream phase {upstream_phase}, HTTP/1.1 {path}: {:?}",
             forged(&got[0])
         );
 
@@ -395,7 +431,7 @@ fn claim_header_spellings_and_trailers_never_reach_the_upstream() {
         assert_eq!(
             got[0].trailers,
             [("x-kept".to_string(), "kept".to_string())],
-            "HTTP/1.1 trailers {path}"
+            "upstream phase {upstream_phase}, HTTP/1.1 trailers {path}"
         );
 
         upstream.clear();
@@ -423,13 +459,13 @@ fn claim_header_spellings_and_trailers_never_reach_the_upstream() {
         assert_eq!(got.len(), 1, "{path}");
         assert!(
             forged(&got[0]).is_empty(),
-            "HTTP/2 {path}: {:?}",
+            "upstream phase {upstream_phase}, HTTP/2 {path}: {:?}",
             forged(&got[0])
         );
         assert_eq!(
             got[0].trailers,
             [("x-kept".to_string(), "kept".to_string())],
-            "HTTP/2 trailers {path}"
+            "upstream phase {upstream_phase}, HTTP/2 trailers {path}"
         );
     }
     // The token request still gets its own claim headers, set by the filter.

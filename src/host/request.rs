@@ -117,8 +117,7 @@ impl HttpContext for Request {
         let Some(state) = self.state.clone() else {
             return send_local_reply(&status::not_configured());
         };
-        let keeps_judgement =
-            state.config.phase == Phase::Upstream && !state.config.passes_everything();
+        let keeps_judgement = state.config.phase == Phase::Upstream;
         let mut host = RequestHost {
             state: &state,
             headers: None,

@@ -118,19 +118,16 @@ pub fn decide(
     Ok(Outcome { scope, verdict })
 }
 
-/// In the upstream phase, for a later pass of a request already judged and forwarded (a retry,
-/// the same edited headers sent again, or an internal redirect, replayed with the filter's edits
-/// made): whether what is served now belongs to `judged`, the name of the service (or
-/// `default`) its credential was judged for. Without `services` one policy covers everything.
+/// In the upstream phase (services selected by route or cluster), for a later pass of a request
+/// already judged and forwarded (a retry, the same edited headers sent again, or an internal
+/// redirect, replayed with the filter's edits made): whether the route served now belongs to
+/// `judged`, the name of the service (or `default`) its credential was judged for.
 pub fn serves_judged(
     config: &FilterConfig,
     router: &Router,
     host: &mut impl Host,
     judged: &str,
 ) -> bool {
-    if config.services.is_empty() {
-        return true;
-    }
     let Some(headers) = host.headers() else {
         return false;
     };
@@ -155,10 +152,7 @@ pub fn serves_judged(
     };
     match selected.service.and_then(|i| config.services.get(i)) {
         Some(service) => service.policy.name == judged,
-        None => {
-            (!router.selects_by_route() || config.unmatched_routes == Unmatched::TopLevelPolicy)
-                && judged == DEFAULT_SERVICE
-        }
+        None => config.unmatched_routes == Unmatched::TopLevelPolicy && judged == DEFAULT_SERVICE,
     }
 }
 
@@ -495,28 +489,6 @@ mod tests {
         host.headers = None;
         host.route_name = Some("fraud");
         assert!(!serves_judged(&config, &router, &mut host, "fraud"));
-
-        let config = cfg(r#"{"primary_key":"top-key-0123456789"}"#);
-        let router = Router::new(&config.services);
-        let mut host = Fake::new("h", b"/anywhere", None);
-        assert!(serves_judged(&config, &router, &mut host, ""), "one policy");
-
-        let config = cfg(r#"{"primary_key":"top-key-0123456789","services":[
-                {"name":"fraud","path_prefix":"/fraud/","primary_key":"fraud-key-0123456789"}]}"#);
-        let router = Router::new(&config.services);
-        for (path, judged, want) in [
-            (&b"/fraud/x"[..], "fraud", true),
-            (b"/fraud/x", "default", false),
-            (b"/other/x", "default", true),
-            (b"/other/x", "fraud", false),
-        ] {
-            let mut host = Fake::new("h", path, None);
-            assert_eq!(
-                serves_judged(&config, &router, &mut host, judged),
-                want,
-                "path mode {judged}"
-            );
-        }
     }
 
     #[test]
