@@ -30,6 +30,7 @@ import hashlib
 import http.client
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -510,6 +511,7 @@ def main():
             f"| {name} | {window if window is not None else ''} | {total if total is not None else ''} | "
             f"{per_hour:.1f} | {per_hour * args.fleet / 3600:.2f} | {note} |"
         )
+    shutil.rmtree(workdir, ignore_errors=True)
     table = "\n".join(lines)
     print(table)
     if args.out:
