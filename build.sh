@@ -221,7 +221,7 @@ PY
 }
 
 # Fuzzing (cargo-fuzz on nightly; targets in fuzz/fuzz_targets, seeds from examples/fuzz_seeds.rs).
-FUZZ_TARGETS=(jwt_verify jwt_json jwks_parse config_parse credential)
+FUZZ_TARGETS=(jwt_verify jwt_json jwks_parse config_parse credential verify_diff)
 
 have_fuzz_tools() {
   command -v rustup >/dev/null 2>&1 \
