@@ -23,7 +23,12 @@ fn ours(jwk: String, alg: Alg, msg: &[u8], sig: &[u8]) -> bool {
     let body = format!(r#"{{"keys":[{jwk}]}}"#);
     parse_jwks(body.as_bytes())
         .ok()
-        .and_then(|p| p.keys.iter().next().map(|k| verify_signature(k, alg, msg, sig)))
+        .and_then(|p| {
+            p.keys
+                .iter()
+                .next()
+                .map(|k| verify_signature(k, alg, msg, sig))
+        })
         .unwrap_or(false)
 }
 
@@ -77,10 +82,14 @@ macro_rules! ecdsa {
         );
         let good: $krate::ecdsa::Signature = sk.sign(msg);
         let sig = signature($mode, good.to_bytes().to_vec(), tail);
-        let reference = $krate::ecdsa::Signature::from_slice(&sig)
-            .is_ok_and(|s| vk.verify(msg, &s).is_ok());
+        let reference =
+            $krate::ecdsa::Signature::from_slice(&sig).is_ok_and(|s| vk.verify(msg, &s).is_ok());
         let ours = ours(jwk, $alg, msg, &sig);
-        assert_eq!(ours, reference, "{}: ours {ours}, reference {reference}", $crv);
+        assert_eq!(
+            ours, reference,
+            "{}: ours {ours}, reference {reference}",
+            $crv
+        );
     }};
 }
 
@@ -159,7 +168,10 @@ fn rsa_case(alg_index: u8, mode: u8, rest: &[u8]) {
         }
     };
     let ours = ours(jwk, alg, msg, &sig);
-    assert_eq!(ours, reference, "{name}: ours {ours}, reference {reference}");
+    assert_eq!(
+        ours, reference,
+        "{name}: ours {ours}, reference {reference}"
+    );
 }
 
 /// A generator of zeros (the PSS salt; the signature stays a function of the input).
@@ -208,7 +220,10 @@ fn ed25519_case(mode: u8, rest: &[u8]) {
     };
     let jwk = format!(r#"{{"kty":"OKP","crv":"Ed25519","x":"{}"}}"#, b64(&pk));
     let ours = ours(jwk, Alg::EdDsa, msg, &sig);
-    assert!(!ours || reference, "EdDSA: ours accepts what the reference refuses");
+    assert!(
+        !ours || reference,
+        "EdDSA: ours accepts what the reference refuses"
+    );
 }
 
 fuzz_target!(|data: &[u8]| {
