@@ -83,11 +83,11 @@ cmd_wasm() {
     printf ']\n'
   } >"$graph"
   wasm-metadce "${BINARYEN_FEATURES[@]}" -f "$graph" "$built" -o "$trimmed" >/dev/null
-  wasm-opt -Oz "${BINARYEN_FEATURES[@]}" "$trimmed" -o "$WASM"
+  wasm-opt -Oz --converge "${BINARYEN_FEATURES[@]}" "$trimmed" -o "$WASM"
   have=$(wasm-dis "${BINARYEN_FEATURES[@]}" "$WASM" | sed -n 's/^ *(export "\([^"]*\)".*/\1/p' | sort | tr '\n' ' ')
   want=$(printf '%s\n' "${WASM_EXPORTS[@]}" | sort | tr '\n' ' ')
   [ "$have" = "$want" ] || die "module exports [$have], expected [$want] (WASM_EXPORTS in build.sh)"
-  log "built $WASM ($(wc -c <"$WASM") bytes; $(wc -c <"$built") before wasm-metadce and wasm-opt -Oz; exports: $have)"
+  log "built $WASM ($(wc -c <"$WASM") bytes; $(wc -c <"$built") before wasm-metadce and wasm-opt -Oz --converge; exports: $have)"
 }
 
 # The crate version from Cargo.toml's [package] table: the OCI image tag.
@@ -267,7 +267,7 @@ PY
 }
 
 # Fuzzing (cargo-fuzz on nightly; targets in fuzz/fuzz_targets, seeds from examples/fuzz_seeds.rs).
-FUZZ_TARGETS=(jwt_verify jwt_json jwks_parse config_parse credential)
+FUZZ_TARGETS=(jwt_verify jwt_json jwks_parse config_parse credential verify_diff)
 
 have_fuzz_tools() {
   command -v rustup >/dev/null 2>&1 \

@@ -178,6 +178,30 @@ fn run(out: &Path) -> Result<usize, String> {
         count += 1;
     }
 
+    // verify_diff: [alg, mode, key scalar or seed, message length, message, signature or mask].
+    // Mode 1 with a zero mask is the reference's own (valid) signature; mode 5 also drops the
+    // coordinates' leading zeros; mode 0 judges the tail as the signature; mode 0x13 truncates.
+    let message = b"header.payload";
+    for (name, alg, key_len, sig_len) in [
+        ("es256", 0u8, 32usize, 64usize),
+        ("es384", 1, 48, 96),
+        ("es512", 2, 66, 132),
+        ("eddsa", 3, 32, 64),
+        ("rs256", 4, 0, 256),
+        ("ps384", 19, 0, 256),
+        ("ps512", 24, 0, 256),
+    ] {
+        for mode in [0u8, 1, 5, 0x13] {
+            let mut seed = vec![alg, mode];
+            seed.extend((1..=key_len).map(|i| i as u8));
+            seed.push(message.len() as u8);
+            seed.extend_from_slice(message);
+            seed.extend(std::iter::repeat_n(0u8, sig_len));
+            write(out, "verify_diff", &format!("{name}-{mode}"), &seed)?;
+            count += 1;
+        }
+    }
+
     let configs = [
         (
             "key",

@@ -20,4 +20,6 @@ pub enum PointError {
 }
 
 #[cfg(test)]
+mod digest_tests;
+#[cfg(test)]
 mod tests;

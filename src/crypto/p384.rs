@@ -43,6 +43,18 @@ impl PublicKey {
     }
 }
 
+#[cfg(test)]
+impl PublicKey {
+    /// [`PublicKey::verify`] of a chosen digest (the differential tests reach e = 0 mod n, a sum
+    /// at infinity and x(R) >= n through it).
+    pub(crate) fn verify_digest(&self, digest: &[u8], signature: &[u8]) -> bool {
+        GENERATOR
+            .get_or_init(|| CURVE.generator_table())
+            .as_ref()
+            .is_some_and(|g| CURVE.verify(g, &self.table, digest, signature))
+    }
+}
+
 impl core::fmt::Debug for PublicKey {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str("P-384 public key")
