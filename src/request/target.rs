@@ -448,7 +448,8 @@ pub fn query_has_access_token(query: &[u8]) -> bool {
 }
 
 /// A raw query parameter name as PHP reads it, lowercased: `%XX` escapes decoded and `+` read
-/// as a space; leading spaces dropped; an array suffix (`[` with a `]` after it: `name[]`,
+/// as a space; cut at the first NUL (PHP registers the decoded name as a C string, so
+/// `access_token%00x` is `access_token`); leading spaces dropped; an array suffix (`[` with a `]` after it: `name[]`,
 /// `name[k]`) dropped; every other space, `.` and `[` read as `_`. So `access.token`,
 /// `access+token`, `access%20token`, `access[token` and `access_token[]` all read as
 /// `access_token`. (PHP stops folding after an unmatched `[`; folding on is wider, so never
@@ -468,6 +469,9 @@ fn php_parameter_name(raw: &[u8]) -> Vec<u8> {
             b'+' => (b' ', 1),
             _ => (b, 1),
         };
+        if c == 0 {
+            break;
+        }
         decoded.push(c.to_ascii_lowercase());
         i = i.saturating_add(width);
     }
@@ -754,6 +758,10 @@ mod tests {
             "+access_token=x",
             "%20%20access.token",
             "a=1&access token=x",
+            "access_token%00=x",
+            "access_token%00junk=x",
+            "access.token%00[=x",
+            "ACCESS%2eTOKEN%00%00=x",
         ] {
             assert!(query_has_access_token(q.as_bytes()), "{q}");
         }
@@ -772,6 +780,8 @@ mod tests {
             "x[access_token]=1",
             "access_token_=x",
             "access%3Dtoken=x",
+            "%00access_token=x",
+            "access%00_token=x",
         ] {
             assert!(!query_has_access_token(q.as_bytes()), "{q}");
         }
