@@ -308,7 +308,8 @@ fn the_principal_and_service_reach_the_access_log() {
 }
 
 /// Every spelling of a claim header a server may read as that header: underscores for dashes
-/// (WSGI and CGI fold both into one variable), any case, in the headers or the trailers, over
+/// (WSGI and CGI fold both into one variable), dots (PHP's `$_SERVER` reads `HTTP_X.A` as
+/// `HTTP_X_A`, and Caddy and FrankenPHP pass dots through), any case, in the headers or the trailers, over
 /// HTTP/1.1 and HTTP/2, with Envoy left at its default `headers_with_underscores_action: ALLOW`
 /// and trailers enabled both ways (HTTP/1.1 drops them otherwise).
 #[test]
@@ -360,7 +361,9 @@ fn spellings_and_trailers(upstream_phase: bool) {
     let created = envoy.vm_created();
     let token = bearer(&token_with(json!({})));
     let key = bearer(PRIMARY);
-    let spoofed: [(&str, &str); 7] = [
+    let spoofed: [(&str, &str); 9] = [
+        ("x.aml.caller.oid", "forged-dots"),
+        ("X.Tenant", "forged-mixed-dot"),
         ("x_caller", "forged-underscore"),
         ("X_Roles", "forged-mixed-underscore"),
         ("x_aml_caller_oid", "forged-all-underscores"),
@@ -387,7 +390,8 @@ fn spellings_and_trailers(upstream_phase: bool) {
         raw.push_str("\r\n");
         raw.into_bytes()
     };
-    let trailers: [(&str, &str); 4] = [
+    let trailers: [(&str, &str); 5] = [
+        ("x.caller", "forged-trailer-dot"),
         ("x-caller", "forged-trailer"),
         ("x_roles", "forged-trailer-underscore"),
         ("X-Tenant", "forged-trailer-mixed-case"),
@@ -443,11 +447,13 @@ fn spellings_and_trailers(upstream_phase: bool) {
             (b"x_caller", b"forged-h2-underscore"),
             (b"x_tenant", b"forged-h2-underscore"),
             (b"x-aml_caller-oid", b"forged-h2-inner-underscore"),
+            (b"x-aml.caller.oid", b"forged-h2-dots"),
         ];
         if !credential.is_empty() {
             h2.push((b"authorization", credential.as_bytes()));
         }
-        let h2_trailers: [(&[u8], &[u8]); 3] = [
+        let h2_trailers: [(&[u8], &[u8]); 4] = [
+            (b"x.big", b"forged-h2-trailer-dot"),
             (b"x-caller", b"forged-h2-trailer"),
             (b"x_big", b"forged-h2-trailer-underscore"),
             (b"x-kept", b"kept"),

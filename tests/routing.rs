@@ -661,7 +661,8 @@ fn readings_decode_like_python() {
 }
 
 /// Every spelling a server reads as `access_token` (PHP: `.`, `+`, `%20`, an unmatched `[`, an
-/// array suffix) is refused like the name itself, over HTTP/1.1 and HTTP/2.
+/// array suffix, a name cut at `%00`; Rack and qs: brackets around the name; ASP.NET: `%u0061`)
+/// is refused like the name itself, over HTTP/1.1 and HTTP/2.
 #[test]
 fn access_token_in_the_query_is_refused_where_the_filter_authenticates() {
     let upstream = RawUpstream::start();
@@ -690,6 +691,13 @@ fn access_token_in_the_query_is_refused_where_the_filter_authenticates() {
             (b"/x?access%20token=abc", true),
             (b"/x?access[token=abc", true),
             (b"/x?a=1&access_token[]=abc", true),
+            (b"/x?access_token%00x=abc", true),
+            (b"/x?a=1&Access.Token%00=abc", true),
+            (b"/x?%00access_token=abc", false),
+            (b"/x?access_token]=abc", true),
+            (b"/x?a=1&[access_token]=abc", true),
+            (b"/x?%u0061ccess_token=abc", true),
+            (b"/x?[x]access_token=abc", false),
             (b"/x?q=access_token", false),
             (b"/x?access-token=1", false),
             (b"/x?access_tokens=1", false),
@@ -729,6 +737,13 @@ fn access_token_in_the_query_is_refused_where_the_filter_authenticates() {
                 "/x?access%20token=abc",
                 "/x?access[token=abc",
                 "/x?a=1&access_token[]=abc",
+                "/x?access_token%00x=abc",
+                "/x?a=1&Access.Token%00=abc",
+                "/x?%00access_token=abc",
+                "/x?access_token]=abc",
+                "/x?a=1&[access_token]=abc",
+                "/x?%u0061ccess_token=abc",
+                "/x?[x]access_token=abc",
                 "/x?q=access_token",
                 "/x?access-token=1",
                 "/x?access_tokens=1",

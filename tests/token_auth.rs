@@ -557,6 +557,34 @@ fn token_configuration_errors_name_the_field() {
              `refresh_interval_seconds` (20 s)",
         ),
     ];
+    // A claim header whose spelling the filter strips as a framing header (`_` and `.` read as
+    // `-`) would remove that header from every request; two spellings of one header, set by
+    // two claims, land in one server variable.
+    let mut cases = cases;
+    for (headers, field) in [
+        (
+            json!(["content_length"]),
+            "token.claim_to_headers[0].header",
+        ),
+        (
+            json!(["Transfer.Encoding"]),
+            "token.claim_to_headers[0].header",
+        ),
+        (
+            json!(["x-caller", "x_caller"]),
+            "token.claim_to_headers[1].header",
+        ),
+    ] {
+        let mut config = token_config(json!([remote_source("a", 600, 86_400)]));
+        config["token"]["claim_to_headers"] = json!(headers
+            .as_array()
+            .unwrap()
+            .iter()
+            .enumerate()
+            .map(|(i, h)| json!({"claim": format!("c{i}"), "header": h}))
+            .collect::<Vec<_>>());
+        cases.push((config, field));
+    }
     assert_configs_refused(&upstream, &cases);
 }
 

@@ -373,6 +373,21 @@ fn token_and_service_refusals_name_the_field() {
             "two claims",
         ),
         (
+            r#"{"auth_enabled":false,"token":{"issuer":"i","remote_jwks":{"cluster":"c","uri":"https://h/"},"claim_to_headers":[{"claim":"a","header":"Content_Type"}]}}"#,
+            "token.claim_to_headers[0].header",
+            "pseudo-header",
+        ),
+        (
+            r#"{"auth_enabled":false,"token":{"issuer":"i","remote_jwks":{"cluster":"c","uri":"https://h/"},"claim_to_headers":[{"claim":"a","header":"transfer.encoding"}]}}"#,
+            "token.claim_to_headers[0].header",
+            "pseudo-header",
+        ),
+        (
+            r#"{"auth_enabled":false,"token":{"issuer":"i","remote_jwks":{"cluster":"c","uri":"https://h/"},"claim_to_headers":[{"claim":"a","header":"x-a_b"},{"claim":"b","header":"X.A-b"}]}}"#,
+            "token.claim_to_headers[1].header",
+            "two claims",
+        ),
+        (
             r#"{"primary_key":"k","services":{}}"#,
             "services",
             "an array",

@@ -476,16 +476,20 @@ pub(super) fn compile_claims(path: &str, list: &[Value]) -> Result<Vec<ClaimHead
             && header
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-        if !valid || RESERVED_HEADERS.contains(&header.as_str()) {
+        let spelling = crate::token::claims::canonical_spelling(&header);
+        if !valid || RESERVED_HEADERS.contains(&spelling.as_str()) {
             return Err(ConfigError::new(
                 obj.path("header"),
-                "must be a header name of letters, digits, `-_.`, and not a pseudo-header, authorization, host or a framing header",
+                "must be a header name of letters, digits, `-_.`, and not a pseudo-header, authorization, host or a framing header (in any spelling: `_` and `.` read as `-`)",
             ));
         }
-        if out.iter().any(|c| c.header == header) {
+        if out
+            .iter()
+            .any(|c| crate::token::claims::canonical_spelling(&c.header) == spelling)
+        {
             return Err(ConfigError::new(
                 obj.path("header"),
-                format!("header `{header}` is set by two claims"),
+                format!("header `{header}` is set by two claims (`_` and `.` read as `-`)"),
             ));
         }
         out.push(ClaimHeader {

@@ -434,8 +434,9 @@ pub fn raw_query(path: &[u8]) -> &[u8] {
 }
 
 /// Whether a query names `access_token`, the parameter RFC 6750 lets a client put a bearer token
-/// in, in any spelling a server reads as that name: escapes decoded, any case, and PHP's
-/// folding (see [`php_parameter_name`]), the widest of the common servers'.
+/// in, in any spelling a server reads as that name: escapes decoded, any case, PHP's folding
+/// (see [`php_parameter_name`]), Rack's and Node qs's brackets (see [`rack_parameter_key`]) and
+/// ASP.NET's `%uXXXX` escapes.
 pub fn query_has_access_token(query: &[u8]) -> bool {
     const NAME: &[u8] = b"access_token";
     if query.is_empty() {
@@ -443,34 +444,51 @@ pub fn query_has_access_token(query: &[u8]) -> bool {
     }
     query.split(|b| *b == b'&' || *b == b';').any(|pair| {
         let name = pair.split(|b| *b == b'=').next().unwrap_or_default();
-        php_parameter_name(name) == NAME
+        let decoded = url_decoded(name, false);
+        php_parameter_name(&decoded) == NAME
+            || rack_parameter_key(&decoded) == Some(NAME)
+            || url_decoded(name, true) == NAME
     })
 }
 
-/// A raw query parameter name as PHP reads it, lowercased: `%XX` escapes decoded and `+` read
-/// as a space; leading spaces dropped; an array suffix (`[` with a `]` after it: `name[]`,
-/// `name[k]`) dropped; every other space, `.` and `[` read as `_`. So `access.token`,
-/// `access+token`, `access%20token`, `access[token` and `access_token[]` all read as
-/// `access_token`. (PHP stops folding after an unmatched `[`; folding on is wider, so never
-/// misses a name PHP reads as `access_token`.)
-fn php_parameter_name(raw: &[u8]) -> Vec<u8> {
+/// A raw query parameter name lowercased, with `%XX` escapes decoded and `+` read as a space;
+/// with `u_escapes`, also ASP.NET's `%uXXXX` below U+0080 (its `HttpUtility.UrlDecode`).
+fn url_decoded(raw: &[u8], u_escapes: bool) -> Vec<u8> {
     let mut decoded = Vec::with_capacity(raw.len().min(64));
     let mut i = 0usize;
-    while let Some(&b) = raw.get(i) {
-        let (c, width) = match b {
-            b'%' => match (
-                raw.get(i.saturating_add(1)).copied().and_then(hex),
-                raw.get(i.saturating_add(2)).copied().and_then(hex),
-            ) {
+    let at = |i: usize, k: usize| raw.get(i.saturating_add(k)).copied();
+    while let Some(b) = at(i, 0) {
+        let (c, width) = match (b, at(i, 1)) {
+            (b'%', Some(b'u' | b'U')) if u_escapes => {
+                let digits = [at(i, 2), at(i, 3), at(i, 4), at(i, 5)];
+                match digits.iter().try_fold(0u32, |v, d| {
+                    d.and_then(hex).map(|h| v.wrapping_shl(4) | u32::from(h))
+                }) {
+                    Some(v) => (u8::try_from(v).ok().filter(u8::is_ascii).unwrap_or(b'%'), 6),
+                    None => (b, 1),
+                }
+            }
+            (b'%', _) => match (at(i, 1).and_then(hex), at(i, 2).and_then(hex)) {
                 (Some(hi), Some(lo)) => (hi.wrapping_shl(4) | lo, 3),
                 _ => (b, 1),
             },
-            b'+' => (b' ', 1),
+            (b'+', _) => (b' ', 1),
             _ => (b, 1),
         };
         decoded.push(c.to_ascii_lowercase());
         i = i.saturating_add(width);
     }
+    decoded
+}
+
+/// A decoded query parameter name as PHP reads it: cut at the first NUL (PHP registers the
+/// name as a C string, so `access_token%00x` is `access_token`); leading spaces dropped; an
+/// array suffix (`[` with a `]` after it: `name[]`, `name[k]`) dropped; every other space, `.`
+/// and `[` read as `_`. So `access.token`, `access+token`, `access%20token`, `access[token` and
+/// `access_token[]` all read as `access_token`. (PHP stops folding after an unmatched `[`;
+/// folding on is wider, so never misses a name PHP reads as `access_token`.)
+fn php_parameter_name(decoded: &[u8]) -> Vec<u8> {
+    let decoded = decoded.split(|b| *b == 0).next().unwrap_or_default();
     let start = decoded
         .iter()
         .position(|b| *b != b' ')
@@ -490,6 +508,20 @@ fn php_parameter_name(raw: &[u8]) -> Vec<u8> {
         }
     }
     out
+}
+
+/// The key a decoded query parameter name fills in Rack 2 (`Rack::Utils.normalize_params`:
+/// `name =~ /\A[\[\]]*([^\[\]]+)\]*/`, so `access_token]`, `[access_token]` and
+/// `]access_token[]` all fill `params["access_token"]`), unless the rest is a lone `[`; Node's
+/// `qs` (Express) also reads `[access_token]` as `access_token`.
+fn rack_parameter_key(decoded: &[u8]) -> Option<&[u8]> {
+    let bracket = |b: &u8| *b == b'[' || *b == b']';
+    let start = decoded.iter().position(|b| !bracket(b))?;
+    let rest = decoded.get(start..)?;
+    let end = rest.iter().position(bracket).unwrap_or(rest.len());
+    let (key, after) = rest.split_at(end);
+    let after_close = after.iter().position(|b| *b != b']').unwrap_or(after.len());
+    (after.get(after_close..) != Some(b"[")).then_some(key)
 }
 
 #[cfg(test)]
@@ -754,6 +786,19 @@ mod tests {
             "+access_token=x",
             "%20%20access.token",
             "a=1&access token=x",
+            "access_token%00=x",
+            "access_token%00junk=x",
+            "access.token%00[=x",
+            "ACCESS%2eTOKEN%00%00=x",
+            "access_token]=x",
+            "[access_token]=x",
+            "]]access_token=x",
+            "%5Baccess_token%5D=x",
+            "[access_token][]=x",
+            "access_token]]x=1",
+            "%u0061ccess_token=x",
+            "access%U005Ftoken=x",
+            "%u0041CCESS_TOKEN=x",
         ] {
             assert!(query_has_access_token(q.as_bytes()), "{q}");
         }
@@ -764,7 +809,6 @@ mod tests {
             "my_access_token=1",
             "access=1&token=2",
             "access_token[=x",
-            "access_token]=x",
             "access]token=x",
             "access-token=x",
             "access__token=x",
@@ -772,6 +816,13 @@ mod tests {
             "x[access_token]=1",
             "access_token_=x",
             "access%3Dtoken=x",
+            "%00access_token=x",
+            "access%00_token=x",
+            "[access]token=x",
+            "[x]access_token=x",
+            "access%u005token=x",
+            "access%u015Ftoken=x",
+            "%uzz61ccess_token=x",
         ] {
             assert!(!query_has_access_token(q.as_bytes()), "{q}");
         }

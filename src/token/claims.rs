@@ -103,12 +103,25 @@ pub fn is_log_safe(principal: &str) -> bool {
             .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
 }
 
+/// The one spelling a header name stands for in [`is_claim_header_spelling`]: ASCII lowercase,
+/// `_` and `.` read as `-`.
+pub fn canonical_spelling(name: &str) -> String {
+    name.bytes()
+        .map(|b| match b {
+            b'_' | b'.' => '-',
+            other => char::from(other.to_ascii_lowercase()),
+        })
+        .collect()
+}
+
 /// Whether a request header or trailer `name` is a spelling of one of `claim_headers`: equal
-/// after ASCII lowercasing and reading `_` as `-`, the folding WSGI and CGI servers apply when
-/// they turn a header into a variable (`x_aml_caller_oid` lands where `x-aml-caller-oid` does).
+/// after ASCII lowercasing and reading `_` and `.` as `-`, the folding servers apply when they
+/// turn a header into a variable: WSGI and CGI (`x_aml_caller_oid` lands where
+/// `x-aml-caller-oid` does), and PHP, whose `$_SERVER` reads a `.` as `_` (Caddy's FastCGI and
+/// FrankenPHP pass `x.aml.caller.oid` on as `HTTP_X.AML.CALLER.OID`).
 pub fn is_claim_header_spelling(claim_headers: &[String], name: &str) -> bool {
     let fold = |b: u8| {
-        if b == b'_' {
+        if b == b'_' || b == b'.' {
             b'-'
         } else {
             b.to_ascii_lowercase()
@@ -261,7 +274,12 @@ mod tests {
             ("x-tenant", true),
             ("X_TENANT", true),
             ("x-aml-caller-oid2", false),
-            ("x-aml-caller.oid", false),
+            ("x-aml-caller.oid", true),
+            ("X.AML.CALLER.OID", true),
+            ("x.tenant", true),
+            ("x-aml-caller,oid", false),
+            ("x-aml-caller~oid", false),
+            ("x--aml-caller-oid", false),
             ("x-aml-caller-oi", false),
             ("xaml-caller-oid", false),
             ("x-tenant ", false),
@@ -269,6 +287,17 @@ mod tests {
         ];
         for (name, want) in cases {
             assert_eq!(is_claim_header_spelling(&configured, name), *want, "{name}");
+            assert!(
+                is_claim_header_spelling(&[canonical_spelling(name)], name),
+                "{name}"
+            );
+            assert_eq!(
+                configured
+                    .iter()
+                    .any(|c| canonical_spelling(c) == canonical_spelling(name)),
+                *want,
+                "{name}"
+            );
         }
         assert!(!is_claim_header_spelling(&[], "x-tenant"));
     }

@@ -1237,7 +1237,7 @@ mod tests {
     #[test]
     fn retry_after_values_are_read() {
         let now = 784_111_777_000 - 60_000;
-        let table: [(&[u8], Option<u64>); 10] = [
+        let table: [(&[u8], Option<u64>); 22] = [
             (b"120", Some(120_000)),
             (b" 5 ", Some(5_000)),
             (b"0", Some(0)),
@@ -1248,6 +1248,21 @@ mod tests {
             (b"Sun, 06 Nov 1994 08:49:37 CET", None),
             (b"-5", None),
             (b"soon", None),
+            (b"", None),
+            (b"+5", None),
+            (b"1.5", None),
+            (b"0x10", None),
+            ("\u{ff15}".as_bytes(), None),
+            (b"\xff5", None),
+            (b"5\r\nx-evil: 1", None),
+            (
+                b"Fri, 31 Dec 9999 23:59:59 GMT",
+                Some(253_402_300_799_000 - now),
+            ),
+            (b"Sun, 00 Nov 1994 08:49:37 GMT", None),
+            (b"Sun, 06 Nov 1969 08:49:37 GMT", None),
+            (b"Sun, 06 Nov 1994 24:00:00 GMT", None),
+            (b"Sun, 06 Nov 1994 08:49:37 GMT x", None),
         ];
         for (value, want) in table {
             assert_eq!(

@@ -660,4 +660,112 @@ mod tests {
         cache.insert(&token, v);
         assert!(cache.is_empty());
     }
+
+    /// Random operations (insert, get at an advancing time, a key-set change) on caches bounded
+    /// in bytes and entries, against a plain recency list: the same hits, the same order, the
+    /// same byte count, whatever the sizes, expiries, re-insertions and evictions.
+    #[test]
+    fn random_operations_match_a_plain_recency_list() {
+        let keys = standard_keyset();
+        let tokens: Vec<(String, Rc<VerifiedToken>)> = (0..24)
+            .map(|n| {
+                let mut claims = json!({"iss": ISS, "sub": format!("u{n}"), "iat": NOW - 10,
+                    "pad": "g".repeat((n * 397) % 3000)});
+                if n % 7 != 3 {
+                    claims["exp"] = json!(NOW + 5 + (n as i64 * 13) % 60);
+                }
+                let token = mint(&json!({"alg": "EdDSA", "kid": "ed"}), &claims);
+                let v = jwt::verify(&token, &keys, &policy(), NOW).unwrap();
+                (token, Rc::new(v))
+            })
+            .collect();
+        let costs: Vec<usize> = tokens.iter().map(|(t, v)| TokenCache::cost(t, v)).collect();
+        let typical = costs.iter().sum::<usize>() / costs.len();
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |m: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % m as u64) as usize
+        };
+        for (max_bytes, max_entries) in [
+            (0, 8),
+            (typical * 3, 5),
+            (typical * 8, 3),
+            (DEFAULT_MAX_BYTES, 1),
+            (usize::MAX, 6),
+            (costs[5], 4),
+        ] {
+            let cache = TokenCache::new(&[9; 32], max_bytes, max_entries);
+            let mut model: Vec<usize> = Vec::new();
+            let mut now = NOW;
+            let mut generation = 0;
+            let (mut hits, mut evictions) = (0, 0);
+            cache.use_key_set(generation);
+            for _ in 0..3000 {
+                let t = next(tokens.len());
+                match next(10) {
+                    0..=3 => {
+                        let (token, v) = &tokens[t];
+                        cache.insert(token, Rc::clone(v));
+                        if let (Some(_), true, true) =
+                            (v.exp(), costs[t] <= max_bytes, max_entries > 0)
+                        {
+                            model.retain(|m| *m != t);
+                            while model.len() >= max_entries
+                                || model.iter().map(|m| costs[*m]).sum::<usize>() + costs[t]
+                                    > max_bytes
+                            {
+                                if model.pop().is_none() {
+                                    break;
+                                }
+                                evictions += 1;
+                            }
+                            model.insert(0, t);
+                        }
+                    }
+                    4..=7 => {
+                        let hit = cache.get(&tokens[t].0, now);
+                        let want = match model.iter().position(|m| *m == t) {
+                            Some(i) if now < tokens[t].1.exp().unwrap() => {
+                                model.remove(i);
+                                model.insert(0, t);
+                                true
+                            }
+                            Some(i) => {
+                                model.remove(i);
+                                false
+                            }
+                            None => false,
+                        };
+                        assert_eq!(hit.is_some(), want, "token {t} at {now}");
+                        if let Some(hit) = hit {
+                            assert!(Rc::ptr_eq(&hit, &tokens[t].1));
+                            hits += 1;
+                        }
+                    }
+                    8 => now += next(4) as i64,
+                    _ => {
+                        if next(8) == 0 {
+                            generation ^= 1;
+                            model.clear();
+                            now = NOW;
+                        }
+                        cache.use_key_set(generation);
+                    }
+                }
+                let want: Vec<String> = model.iter().map(|m| tokens[*m].0.clone()).collect();
+                assert_eq!(
+                    order(&cache),
+                    want,
+                    "budget {max_bytes}, entries {max_entries}"
+                );
+                assert!(cache.bytes() <= max_bytes);
+            }
+            assert!(
+                max_bytes == 0 || (hits > 20 && evictions > 20),
+                "{hits} {evictions}"
+            );
+        }
+    }
 }
