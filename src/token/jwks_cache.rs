@@ -352,18 +352,33 @@ pub fn failed(
     next.attempt_source = 0;
     let refresh = sources.first().map_or(BACKOFF_CAP_MS, |t| t.refresh_ms);
     let content = failure.is_content();
-    let step = backoff_ms(next.failures, refresh, content, meta.version > 0);
+    let usable = freshness(meta, now_ms, sources) == Freshness::Fresh;
+    let step = backoff_ms(next.failures, refresh, content, usable);
     let floor = if content {
         CONTENT_BACKOFF_FLOOR_MS
     } else {
         BACKOFF_BASE_MS
     };
-    next.next_attempt_ms = now_ms.saturating_add(full_jitter(step, floor, u));
+    let mut at = now_ms.saturating_add(full_jitter(step, floor, u));
+    if usable {
+        at = at.min(stale_at_ms(meta, sources).max(now_ms));
+    }
+    next.next_attempt_ms = at;
     next
 }
 
+/// When the stored key set turns stale (`fetched_at` plus its source's `max_stale_seconds`).
+fn stale_at_ms(meta: &Meta, sources: &[SourceTiming]) -> u64 {
+    let max_stale = sources
+        .get(meta.fetched_from)
+        .or_else(|| sources.first())
+        .map_or(0, |t| t.max_stale_ms);
+    meta.fetched_at_ms.saturating_add(max_stale)
+}
+
 /// The backoff step (before jitter) after `failures` consecutive failed rounds. Network
-/// failures: 1 s doubling, at most 300 s (30 s while no key set is held). A set refused for its
+/// failures: 1 s doubling, at most 300 s while a usable (not stale) key set is held, at most
+/// 30 s while token requests fail for want of one (none yet, or stale). A set refused for its
 /// content: 60 s doubling, up to the refresh period. Never above the refresh period.
 pub fn backoff_ms(failures: u32, refresh_ms: u64, content: bool, have_keys: bool) -> u64 {
     let (base, cap) = match (content, have_keys) {
@@ -456,11 +471,7 @@ pub fn freshness(meta: &Meta, now_ms: u64, sources: &[SourceTiming]) -> Freshnes
     if meta.version == 0 {
         return Freshness::Never;
     }
-    let max_stale = sources
-        .get(meta.fetched_from)
-        .or_else(|| sources.first())
-        .map_or(0, |t| t.max_stale_ms);
-    if now_ms.saturating_sub(meta.fetched_at_ms) > max_stale {
+    if now_ms > stale_at_ms(meta, sources) {
         Freshness::Stale
     } else {
         Freshness::Fresh
@@ -1092,6 +1103,46 @@ mod tests {
         assert_eq!(
             b.next_attempt_ms, a.next_attempt_ms,
             "step 1 is 1 s whatever u"
+        );
+    }
+
+    #[test]
+    fn a_stale_set_backs_off_as_if_none_were_held_and_a_fresh_one_retries_by_its_stale_moment() {
+        let s = vec![SourceTiming {
+            timeout_ms: 5_000,
+            refresh_ms: 600_000,
+            max_stale_ms: 900_000,
+            calls: 1,
+        }];
+        let v1 = held(&s);
+        let deep = |now: u64| {
+            let (_, leased) = take(tick(
+                &Meta {
+                    failures: 20,
+                    ..v1.clone()
+                },
+                now,
+                A,
+                true,
+                &s,
+            ));
+            failed(&leased, now, 0, &s, 0.999_999, &net())
+        };
+        let fresh = deep(T + 600_000);
+        assert!(
+            fresh.next_attempt_ms > T + 600_000 + 290_000,
+            "held and fresh: the 300 s cap"
+        );
+        let near = deep(T + 800_000);
+        assert_eq!(
+            near.next_attempt_ms,
+            T + 900_000,
+            "no later than the stale moment"
+        );
+        let stale = deep(T + 950_000);
+        assert!(
+            stale.next_attempt_ms <= T + 950_000 + BACKOFF_CAP_NO_KEYS_MS,
+            "stale: requests fail, so the 30 s cap"
         );
     }
 
