@@ -67,6 +67,22 @@ impl Event {
         }
     }
 
+    /// The event's place in [`EVENTS`]; a per-reason event has none (`EVENTS.len()`).
+    pub fn slot(self) -> usize {
+        match self {
+            Event::PassedThrough => 0,
+            Event::Allowed => 1,
+            Event::Denied => 2,
+            Event::PrimaryKey => 3,
+            Event::SecondaryKey => 4,
+            Event::TokenAccepted => 5,
+            Event::TokenCacheHit => 6,
+            Event::TokenCacheMiss => 7,
+            Event::PrincipalWithheld => 8,
+            Event::DeniedBecause(_) => EVENTS.len(),
+        }
+    }
+
     /// Whether the event is also counted in its scope (the cache is shared by every service).
     pub fn scoped(self) -> bool {
         !matches!(self, Event::TokenCacheHit | Event::TokenCacheMiss)
@@ -362,6 +378,17 @@ pub fn configured_lifecycle(config: &FilterConfig) -> Vec<(String, bool)> {
 mod tests {
     use super::*;
     use crate::request::policy::{Allowed, Exposed};
+
+    #[test]
+    fn each_event_slot_is_its_place_in_the_list() {
+        for (i, event) in EVENTS.iter().enumerate() {
+            assert_eq!(event.slot(), i, "{event:?}");
+        }
+        assert_eq!(
+            Event::DeniedBecause(Denial::InvalidKey).slot(),
+            EVENTS.len()
+        );
+    }
 
     /// Exhaustive: a new variant of any refusal enum fails to compile here until it is listed.
     fn listed(d: Denial) -> bool {

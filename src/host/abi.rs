@@ -6,6 +6,8 @@
 
 use core::ptr::{null, null_mut};
 
+use crate::request::headers::HeaderMap;
+
 /// A host status other than `Ok` (0), as the host returned it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HostStatus(pub u32);
@@ -275,14 +277,14 @@ pub fn record_metric(id: u32, value: u64) -> Result<(), HostStatus> {
     check(unsafe { proxy_record_metric(id, value) })
 }
 
-/// Every pair of a header map, names and values as bytes, in the host's order.
-pub fn get_header_pairs(map_type: u32) -> Result<Vec<(String, Vec<u8>)>, HostStatus> {
+/// Every pair of a header map, names and values as bytes, in the host's order, read in place.
+pub fn get_header_pairs(map_type: u32) -> Result<HeaderMap, HostStatus> {
     let mut data: *mut u8 = null_mut();
     let mut size: usize = 0;
     // SAFETY: the out-pointers are valid; the returned buffer is ours.
     check(unsafe { proxy_get_header_map_pairs(map_type, &mut data, &mut size) })?;
     let bytes = unsafe { owned(data, size) };
-    decode_pairs(&bytes).ok_or(HostStatus(SERIALIZATION_FAILURE))
+    HeaderMap::parse(bytes).ok_or(HostStatus(SERIALIZATION_FAILURE))
 }
 
 /// `SerializationFailure`: the host's serialised map could not be read.
@@ -379,32 +381,4 @@ fn encode_pairs(pairs: &[(&str, &str)]) -> Vec<u8> {
         out.push(0);
     }
     out
-}
-
-/// Reads [`encode_pairs`]' format without indexing; `None` for anything malformed. A name that
-/// is not UTF-8 (Envoy never passes one) is read lossily: it can never equal a name looked for.
-fn decode_pairs(bytes: &[u8]) -> Option<Vec<(String, Vec<u8>)>> {
-    let word = |at: usize| -> Option<usize> {
-        let b: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
-        usize::try_from(u32::from_le_bytes(b)).ok()
-    };
-    if bytes.is_empty() {
-        return Some(Vec::new());
-    }
-    let count = word(0)?;
-    let mut sizes = Vec::with_capacity(count.min(1024));
-    for i in 0..count {
-        let at = i.checked_mul(8)?.checked_add(4)?;
-        sizes.push((word(at)?, word(at.checked_add(4)?)?));
-    }
-    let mut at = count.checked_mul(8)?.checked_add(4)?;
-    let mut out = Vec::with_capacity(sizes.len());
-    for (n, v) in sizes {
-        let name = bytes.get(at..at.checked_add(n)?)?;
-        at = at.checked_add(n)?.checked_add(1)?;
-        let value = bytes.get(at..at.checked_add(v)?)?;
-        at = at.checked_add(v)?.checked_add(1)?;
-        out.push((String::from_utf8_lossy(name).into_owned(), value.to_vec()));
-    }
-    Some(out)
 }

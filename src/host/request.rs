@@ -9,6 +9,7 @@ use super::state::State;
 use super::{abi, log, now_ms};
 use crate::config::Phase;
 use crate::request::decision::{self, Scope};
+use crate::request::headers::HeaderMap;
 use crate::request::policy::{self, Allowed, Exposed, Keys, TokenInputs, Verdict};
 use crate::request::status::{self, Denial, LocalReply};
 use crate::stats;
@@ -51,27 +52,26 @@ pub(super) fn declare_judged_state() {
     }
 }
 
-/// Header pairs as the host gives them: names lowercase, values as bytes.
-type Pairs = Vec<(String, Vec<u8>)>;
-
 /// Removes from a header map (request headers or trailers), given its `pairs` as read, every
 /// header spelling a configured claim header (see [`claims::is_claim_header_spelling`]): no host
 /// call when none matches. Returns the pairs left; `Err` when the host refused a removal.
 fn strip_claim_headers(
     state: &State,
     map: u32,
-    mut pairs: Pairs,
-) -> Result<Pairs, abi::HostStatus> {
+    mut pairs: HeaderMap,
+) -> Result<HeaderMap, abi::HostStatus> {
     let claim_headers = &state.config.claim_headers;
     let mut removed: Vec<String> = Vec::new();
-    for (name, _) in &pairs {
-        if claims::is_claim_header_spelling(claim_headers, name) && !removed.contains(name) {
+    for (name, _) in pairs.utf8_pairs() {
+        if claims::is_claim_header_spelling(claim_headers, name)
+            && !removed.iter().any(|r| r == name)
+        {
             abi::remove_header(map, name)?;
-            removed.push(name.clone());
+            removed.push(name.to_string());
         }
     }
     if !removed.is_empty() {
-        pairs.retain(|(name, _)| !removed.contains(name));
+        pairs.retain(|name| !removed.iter().any(|r| r.as_bytes() == name));
     }
     Ok(pairs)
 }
@@ -208,11 +208,11 @@ impl HttpContext for Request {
 struct RequestHost<'a> {
     state: &'a State,
     /// The request headers when already read (and stripped of claim headers).
-    headers: Option<Pairs>,
+    headers: Option<HeaderMap>,
 }
 
 impl decision::Host for RequestHost<'_> {
-    fn headers(&mut self) -> Option<Vec<(String, Vec<u8>)>> {
+    fn headers(&mut self) -> Option<HeaderMap> {
         match self.headers.take() {
             Some(pairs) => Some(pairs),
             None => abi::get_header_pairs(abi::HTTP_REQUEST_HEADERS).ok(),

@@ -3,6 +3,7 @@
 //! policy. Pure: the host is asked, through [`Host`], only for what the decision needs.
 
 use crate::config::{AuthMode, FilterConfig, ServicePolicy, Unmatched, DEFAULT_SERVICE};
+use crate::request::headers::HeaderMap;
 use crate::request::policy::{self, Keys, TokenInputs, Verdict};
 use crate::request::router::{Router, Target};
 use crate::request::status::Denial;
@@ -36,7 +37,7 @@ pub struct HeadersUnreadable;
 /// What the decision may ask the host, each only when it needs it.
 pub trait Host {
     /// The request headers (names lowercase, values as bytes); `None` when the host refused.
-    fn headers(&mut self) -> Option<Vec<(String, Vec<u8>)>>;
+    fn headers(&mut self) -> Option<HeaderMap>;
     /// A string stream property (`["xds", "route_name"]`); `None` when absent.
     fn property(&mut self, path: &[&str]) -> Option<String>;
     /// Runs `judge` with the clock, key set and token cache of this moment (token mode only).
@@ -56,12 +57,7 @@ pub fn decide(
         });
     }
     let headers = host.headers().ok_or(HeadersUnreadable)?;
-    let find = |name: &str| {
-        headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_slice())
-    };
+    let find = |name: &str| headers.get(name);
     let (policy, scope, query): (&ServicePolicy, Scope, &[u8]) = if config.services.is_empty() {
         let query = find(":path").map_or(&[][..], target::raw_query);
         (&config.default_policy, Scope::Global, query)
@@ -101,7 +97,7 @@ pub fn decide(
     if policy.mode != AuthMode::PassThrough && target::query_has_access_token(query) {
         return Ok(deny(scope, Denial::Target(TargetError::AccessTokenInQuery)));
     }
-    let pairs = || headers.iter().map(|(n, v)| (n.as_str(), v.as_slice()));
+    let pairs = || headers.utf8_pairs();
     let verdict = if matches!(policy.mode, AuthMode::Token(_)) {
         host.with_token_inputs(&mut |inputs| policy::decide(policy, pairs(), inputs))
     } else {
@@ -131,12 +127,7 @@ pub fn serves_judged(
     let Some(headers) = host.headers() else {
         return false;
     };
-    let find = |name: &str| {
-        headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_slice())
-    };
+    let find = |name: &str| headers.get(name);
     let route_name = host.property(&["xds", "route_name"]);
     let cluster = router
         .reads_cluster()
@@ -201,9 +192,15 @@ mod tests {
     }
 
     impl Host for Fake {
-        fn headers(&mut self) -> Option<Vec<(String, Vec<u8>)>> {
+        fn headers(&mut self) -> Option<HeaderMap> {
             self.asked_headers += 1;
-            self.headers.clone()
+            let pairs: Vec<(&str, &[u8])> = self
+                .headers
+                .as_ref()?
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_slice()))
+                .collect();
+            Some(HeaderMap::of(&pairs))
         }
         fn property(&mut self, path: &[&str]) -> Option<String> {
             self.asked_properties.push(path.join("."));

@@ -3,6 +3,7 @@
 
 pub mod credential;
 pub mod decision;
+pub mod headers;
 pub mod policy;
 pub mod router;
 pub mod status;
