@@ -356,14 +356,14 @@ cmd_test() {
   package_oci
   validate_shipped_configs
   log "cargo clippy (unwrap/expect/panic/indexing denied outside tests)"
-  cargo clippy --quiet --lib --bins -- -D warnings
-  cargo clippy --quiet --lib --release --target "$WASM_TARGET" -- -D warnings
+  cargo clippy --quiet --workspace --lib --bins -- -D warnings
+  cargo clippy --quiet --workspace --lib --release --target "$WASM_TARGET" -- -D warnings
   log "cargo test (unit tests, then integration tests against Envoy $ENVOY_VERSION)"
   local out="$ROOT/target/test-output.log" rc=0
   mkdir -p "$ROOT/target"
   set +e
   AML_ENVOY="$ENVOY" AML_WASM="$WASM" AML_PYTHON="$(python_with_yaml)" \
-    cargo test --all-targets --no-fail-fast 2>&1 | tee "$out"
+    cargo test --workspace --all-targets --no-fail-fast 2>&1 | tee "$out"
   rc=${PIPESTATUS[0]}
   set -e
   build_fuzz_targets
