@@ -4,11 +4,12 @@
 //! the proxy-wasm ABI and exists only in the wasm build.
 
 pub mod config;
-pub mod crypto;
 pub mod keys;
 pub mod request;
 pub mod stats;
 pub mod token;
+
+pub use aml_auth_crypto as crypto;
 
 /// The RSA verifier, at its historical path.
 pub use crypto::rsa;

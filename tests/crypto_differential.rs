@@ -1,4 +1,4 @@
-//! The own verifiers (`src/crypto/`) against the reference crates in the tree (`p256`, `p384`,
+//! The own verifiers (`crypto/src/`) against the reference crates in the tree (`p256`, `p384`,
 //! `p521`, `rsa`, `ed25519-compact`), through the filter's public path: a JWK read by
 //! `parse_jwks`, then `verify_signature`. Seeded random cases (the same on every run) and the
 //! crafted classes that reach the verifiers' rare branches (each generator's doc says how).

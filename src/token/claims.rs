@@ -13,13 +13,9 @@
 // checked, saturating or provably in range (clippy::arithmetic_side_effects is denied here).
 #![deny(clippy::arithmetic_side_effects)]
 
-use std::fmt;
-
-use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use super::strict_json::compact;
+use super::strict_json::{self, compact};
 
 /// The claim whose string value is a space-separated list (OAuth 2.0 delegated scopes).
 pub const SPACE_SEPARATED_CLAIM: &str = "scp";
@@ -132,35 +128,62 @@ pub fn is_claim_header_spelling(claim_headers: &[String], name: &str) -> bool {
         .any(|h| h.len() == name.len() && h.bytes().map(fold).eq(name.bytes().map(fold)))
 }
 
-/// The compact text of the top-level member `name` of the JSON object `raw`.
+/// The compact text of the top-level member `name` of the JSON object `raw`, which was parsed
+/// before (so it is valid JSON): a scan for the member's key and the extent of its value, with
+/// no serde visitor (whose error paths link float formatting into the module).
 fn raw_member(raw: &[u8], name: &str) -> Option<String> {
-    let mut de = serde_json::Deserializer::from_slice(raw);
-    let found = de.deserialize_map(MemberText { name }).ok()??;
-    Some(found)
-}
-
-struct MemberText<'n> {
-    name: &'n str,
-}
-
-impl<'de> Visitor<'de> for MemberText<'_> {
-    type Value = Option<String>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<String>, A::Error> {
-        let mut found = None;
-        while let Some(key) = map.next_key::<String>()? {
-            if found.is_none() && key == self.name {
-                let raw: &RawValue = map.next_value()?;
-                found = Some(compact(raw.get()));
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
+    const WS: &[char] = &[' ', '\t', '\n', '\r'];
+    let mut rest = core::str::from_utf8(raw)
+        .ok()?
+        .trim_start_matches(WS)
+        .strip_prefix('{')?;
+    loop {
+        let (key, after) = split_token(rest.trim_start_matches(WS))?;
+        let (value, after) = split_token(after.trim_start_matches(WS).strip_prefix(':')?)?;
+        if key_is(key, name) {
+            return Some(compact(value));
         }
-        Ok(found)
+        rest = after.trim_start_matches(WS).strip_prefix(',')?;
+    }
+}
+
+/// Splits the JSON value at the start of `text` from what follows it: the value ends at the
+/// first `,`, `}` or `]` outside strings and outside the value's own brackets.
+fn split_token(text: &str) -> Option<(&str, &str)> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for (i, c) in text.char_indices() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+                if depth == 0 {
+                    return text.split_at_checked(i.saturating_add(1));
+                }
+            }
+            continue;
+        }
+        match c {
+            '"' => in_string = true,
+            '{' | '[' => depth = depth.saturating_add(1),
+            '}' | ']' | ',' if depth == 0 => return text.split_at_checked(i),
+            '}' | ']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Some((text, ""))
+}
+
+/// Whether the JSON string `key` (quotes included) reads `name` once unescaped.
+fn key_is(key: &str, name: &str) -> bool {
+    match key.strip_prefix('"').and_then(|k| k.strip_suffix('"')) {
+        Some(plain) if !plain.contains('\\') => plain == name,
+        _ => strict_json::parse(key.as_bytes())
+            .is_ok_and(|checked| checked.value.as_str() == Some(name)),
     }
 }
 
@@ -303,12 +326,34 @@ mod tests {
     }
 
     #[test]
+    fn raw_member_matches_serde_json_raw_values() {
+        let payloads = [
+            r#"{"a":1,"b":[1,{"a":2},"]}\"x"],"c":{"d":{"e":[]}},"\u0061b":"a\"b","f":-0.5e-3}"#,
+            " {\n \"k\" :\t[ 1 , 2 ] ,\r\"s\":\"\\\\\" , \"t\" : true , \"z\":null } ",
+            r#"{"é":{"\"":"}"},"x":"{[,"}"#,
+        ];
+        for payload in payloads {
+            let members: std::collections::BTreeMap<String, &serde_json::value::RawValue> =
+                serde_json::from_str(payload).unwrap();
+            assert!(!members.is_empty());
+            for (name, raw) in &members {
+                assert_eq!(
+                    raw_member(payload.as_bytes(), name),
+                    Some(compact(raw.get())),
+                    "{name} in {payload}"
+                );
+            }
+            assert_eq!(raw_member(payload.as_bytes(), "absent"), None);
+        }
+    }
+
+    #[test]
     fn header_values_are_lossless_or_absent() {
         let payload = r#"{"s":"as is, with commas","lead":" x","trail":"x\t","inner":"a  b",
             "crlf":"a\r\nx-evil: 1","nul":"a\u0000b","del":"a\u007fb","c1":"a\u0085b","utf":"é ü",
             "split":["a,b","c"],"joined":["a","b","c"],"big":1180591620717411303424,
             "float":1.50e3,"int":-7,"t":true,"z":null,"obj":{ "k" : [1, "v"] },
-            "esc":["x\ny"],"empty":""}"#;
+            "esc":["x\ny"],"empty":"", "n\u0065sted" : { "float": 2 } , "last"  :  2.5e0 }"#;
         let checked = strict_json::parse(payload.as_bytes()).unwrap();
         assert!(checked.inexact_number);
         let claims = checked.value.as_object().unwrap();
@@ -332,6 +377,8 @@ mod tests {
             ("obj", Some(r#"{"k":[1,"v"]}"#)),
             ("esc", Some(r#"["x\ny"]"#)),
             ("empty", Some("")),
+            ("nested", Some(r#"{"float":2}"#)),
+            ("last", Some("2.5e0")),
             ("absent", None),
         ];
         for (claim, want) in cases {

@@ -5,7 +5,9 @@
 //! with compare-and-swap, so one fetch per period happens per Envoy process whatever the number
 //! of workers.
 
-use serde::{Deserialize, Serialize};
+use core::fmt::Write as _;
+
+use serde_json::{Map, Value};
 
 /// Shortest interval between two early refetches triggered by unknown `kid`s.
 pub const EARLY_REFETCH_MIN_INTERVAL_MS: u64 = 30_000;
@@ -36,7 +38,7 @@ pub const FIRST_FETCH_JITTER_MS: u64 = 1_500;
 pub const LEASE_MARGIN_MS: u64 = 2_000;
 
 /// The validators of the stored key set, sent back as `If-None-Match` / `If-Modified-Since`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Validators {
     /// Where the set was fetched: source index, authority and path (validators are only sent
     /// back to the same place).
@@ -70,7 +72,7 @@ impl Validators {
 }
 
 /// The shared record of one JWKS configuration, as stored in shared data (JSON).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Meta {
     /// Version of the stored key set; 0 while none was ever fetched. It changes only when the
     /// set's bytes change, so a refresh that finds the same set keeps every parsed copy and the
@@ -84,7 +86,6 @@ pub struct Meta {
     pub next_attempt_ms: u64,
     /// The refresh period `next_attempt_ms` was scheduled with after a success (0: none), so a
     /// reload that changes the period reschedules at once.
-    #[serde(default)]
     pub scheduled_period_ms: u64,
     /// Index of the source the next fetch uses.
     pub attempt_source: usize,
@@ -97,31 +98,105 @@ pub struct Meta {
     /// When the last early refetch started (ms).
     pub last_early_ms: u64,
     /// Whether the fetch under way is an early refetch.
-    #[serde(default)]
     pub early_in_flight: bool,
     /// Consecutive early refetches that found the same key set.
-    #[serde(default)]
     pub early_unchanged: u32,
     /// Per source: no call before this time (ms), from its `Retry-After`.
-    #[serde(default)]
     pub throttled_until_ms: Vec<u64>,
     /// SHA-256 of the stored set's bytes (hex, 32 digits).
-    #[serde(default)]
     pub digest: String,
     /// The stored set's validators.
-    #[serde(default)]
     pub validators: Validators,
 }
 
 impl Meta {
-    /// Encodes for shared data.
+    /// Encodes for shared data: a JSON object with one member per field, in field order.
     pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
+        let mut out = String::with_capacity(384);
+        let numbers = [
+            ("version", self.version),
+            ("fetched_at_ms", self.fetched_at_ms),
+            ("fetched_from", self.fetched_from as u64),
+            ("next_attempt_ms", self.next_attempt_ms),
+            ("scheduled_period_ms", self.scheduled_period_ms),
+            ("attempt_source", self.attempt_source as u64),
+            ("failures", u64::from(self.failures)),
+            ("lease_owner", self.lease_owner),
+            ("lease_until_ms", self.lease_until_ms),
+            ("last_early_ms", self.last_early_ms),
+        ];
+        let mut sep = '{';
+        for (name, n) in numbers {
+            let _ = write!(out, "{sep}\"{name}\":{n}");
+            sep = ',';
+        }
+        let _ = write!(
+            out,
+            ",\"early_in_flight\":{},\"early_unchanged\":{},\"throttled_until_ms\":[",
+            self.early_in_flight, self.early_unchanged
+        );
+        for (i, t) in self.throttled_until_ms.iter().enumerate() {
+            let _ = write!(out, "{}{t}", if i == 0 { "" } else { "," });
+        }
+        let v = &self.validators;
+        out.push_str("],\"digest\":");
+        push_json_str(&mut out, Some(&self.digest));
+        out.push_str(",\"validators\":{\"location\":");
+        push_json_str(&mut out, Some(&v.location));
+        out.push_str(",\"etag\":");
+        push_json_str(&mut out, v.etag.as_deref());
+        out.push_str(",\"last_modified\":");
+        push_json_str(&mut out, v.last_modified.as_deref());
+        out.push_str("}}");
+        out.into_bytes()
     }
 
-    /// Decodes from shared data; anything unreadable counts as no record.
+    /// Decodes from shared data; anything unreadable counts as no record. `scheduled_period_ms`,
+    /// `early_in_flight`, `early_unchanged`, `throttled_until_ms`, `digest` and `validators` may
+    /// be absent (a record of an earlier module); unknown members are ignored.
     pub fn decode(bytes: &[u8]) -> Option<Meta> {
-        serde_json::from_slice(bytes).ok()
+        let doc = crate::token::strict_json::parse(bytes).ok()?.value;
+        let o = doc.as_object()?;
+        let validators = match o.get("validators") {
+            None => Validators::default(),
+            Some(v) => {
+                let v = v.as_object()?;
+                Validators {
+                    location: v.get("location")?.as_str()?.to_owned(),
+                    etag: optional_str(v, "etag")?,
+                    last_modified: optional_str(v, "last_modified")?,
+                }
+            }
+        };
+        let throttled_until_ms = match o.get("throttled_until_ms") {
+            None => Vec::new(),
+            Some(v) => v
+                .as_array()?
+                .iter()
+                .map(Value::as_u64)
+                .collect::<Option<_>>()?,
+        };
+        let early_in_flight = match o.get("early_in_flight") {
+            None => false,
+            Some(v) => v.as_bool()?,
+        };
+        Some(Meta {
+            version: number(o, "version", None)?,
+            fetched_at_ms: number(o, "fetched_at_ms", None)?,
+            fetched_from: usize::try_from(number(o, "fetched_from", None)?).ok()?,
+            next_attempt_ms: number(o, "next_attempt_ms", None)?,
+            scheduled_period_ms: number(o, "scheduled_period_ms", Some(0))?,
+            attempt_source: usize::try_from(number(o, "attempt_source", None)?).ok()?,
+            failures: u32::try_from(number(o, "failures", None)?).ok()?,
+            lease_owner: number(o, "lease_owner", None)?,
+            lease_until_ms: number(o, "lease_until_ms", None)?,
+            last_early_ms: number(o, "last_early_ms", None)?,
+            early_in_flight,
+            early_unchanged: u32::try_from(number(o, "early_unchanged", Some(0))?).ok()?,
+            throttled_until_ms,
+            digest: optional_str(o, "digest")?.unwrap_or_default(),
+            validators,
+        })
     }
 
     /// The record of a new set of sources: its first fetch is due after `FIRST_FETCH_JITTER_MS`
@@ -146,6 +221,31 @@ impl Meta {
     /// The first source at or after `from` that is not throttled at `now_ms`.
     fn open_source(&self, from: usize, count: usize, now_ms: u64) -> Option<usize> {
         (from..count).find(|&s| !self.throttled(s, now_ms))
+    }
+}
+
+/// Appends `s` as a JSON string, or `null`.
+fn push_json_str(out: &mut String, s: Option<&str>) {
+    match s {
+        Some(s) => out.push_str(&Value::from(s).to_string()),
+        None => out.push_str("null"),
+    }
+}
+
+/// The unsigned integer member `name` of `o`; `absent` when it is missing.
+fn number(o: &Map<String, Value>, name: &str, absent: Option<u64>) -> Option<u64> {
+    match o.get(name) {
+        None => absent,
+        Some(v) => v.as_u64(),
+    }
+}
+
+/// The string member `name` of `o`: `Some(None)` when it is missing or `null`, `None` when it is
+/// not a string.
+fn optional_str(o: &Map<String, Value>, name: &str) -> Option<Option<String>> {
+    match o.get(name) {
+        None | Some(Value::Null) => Some(None),
+        Some(v) => v.as_str().map(|s| Some(s.to_owned())),
     }
 }
 
@@ -1493,6 +1593,39 @@ mod tests {
             Some(3),
             "a record of the previous module"
         );
+        let full = Meta {
+            version: 4,
+            fetched_at_ms: 1,
+            fetched_from: 1,
+            next_attempt_ms: 2,
+            scheduled_period_ms: 3,
+            attempt_source: 1,
+            failures: 5,
+            lease_owner: 6,
+            lease_until_ms: 7,
+            last_early_ms: 8,
+            early_in_flight: true,
+            early_unchanged: 9,
+            throttled_until_ms: vec![10, 11],
+            digest: "ab".into(),
+            validators: Validators {
+                location: "1 idp/k".into(),
+                etag: Some("W/\"x\\y\"".into()),
+                last_modified: None,
+            },
+        };
+        // The bytes the serde derive wrote (field order), so records survive a module update.
+        let text = r#"{"version":4,"fetched_at_ms":1,"fetched_from":1,"next_attempt_ms":2,"scheduled_period_ms":3,"attempt_source":1,"failures":5,"lease_owner":6,"lease_until_ms":7,"last_early_ms":8,"early_in_flight":true,"early_unchanged":9,"throttled_until_ms":[10,11],"digest":"ab","validators":{"location":"1 idp/k","etag":"W/\"x\\y\"","last_modified":null}}"#;
+        assert_eq!(String::from_utf8(full.encode()).unwrap(), text);
+        assert_eq!(Meta::decode(text.as_bytes()), Some(full));
+        let odd = br#"{"version":3,"fetched_at_ms":5,"fetched_from":0,"next_attempt_ms":9,"attempt_source":0,"failures":0,"lease_owner":0,"lease_until_ms":0,"last_early_ms":0,"later":[1]}"#;
+        assert_eq!(
+            Meta::decode(odd).map(|m| m.version),
+            Some(3),
+            "unknown members"
+        );
+        let wrong = br#"{"version":-3,"fetched_at_ms":5,"fetched_from":0,"next_attempt_ms":9,"attempt_source":0,"failures":0,"lease_owner":0,"lease_until_ms":0,"last_early_ms":0}"#;
+        assert_eq!(Meta::decode(wrong), None);
         let stored = encode_keys(7, b"{\"keys\":[]}");
         assert_eq!(decode_keys(&stored, 7), Some(&b"{\"keys\":[]}"[..]));
         assert_eq!(decode_keys(&stored, 8), None);

@@ -42,6 +42,7 @@ fn siphash24(k0: u64, k1: u64, data: &[u8]) -> u64 {
         k0 ^ 0x6c79_6765_6e65_7261,
         k1 ^ 0x7465_6462_7974_6573,
     ];
+    #[inline(always)]
     fn round(v: &mut [u64; 4]) {
         let [mut v0, mut v1, mut v2, mut v3] = *v;
         v0 = v0.wrapping_add(v1);
@@ -56,6 +57,7 @@ fn siphash24(k0: u64, k1: u64, data: &[u8]) -> u64 {
         v2 = v2.rotate_left(32);
         *v = [v0, v1, v2, v3];
     }
+    #[inline(always)]
     fn absorb(v: &mut [u64; 4], m: u64) {
         v[3] ^= m;
         round(v);

@@ -1,5 +1,6 @@
-//! Signature verification written for wasm (32-bit limbs, tables built when a key is parsed):
-//! RSA, ECDSA on P-256/P-384/P-521, Ed25519. Verification only; all inputs are public data.
+//! aml-auth-crypto: signature verification written for wasm (32-bit limbs, tables built when a
+//! key is parsed): RSA, ECDSA on P-256/P-384/P-521, Ed25519. Verification only; all inputs are
+//! public data. The filter re-exports it as `aml_auth_filter::crypto`.
 
 pub(crate) mod mont;
 pub(crate) mod weierstrass;
