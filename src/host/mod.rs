@@ -1,7 +1,8 @@
 //! The proxy-wasm adapter: the only module touching the host ABI. Callbacks gather inputs, call
 //! the pure modules, and apply their decision. `root` holds the root context (configure, tick,
-//! JWKS and discovery fetches), `request` the HTTP context, `state` what both share per
-//! configuration, `metrics` the VM's stats, `abi` the fallible host calls.
+//! JWKS and discovery fetches), `response` reads a finished fetch, `request` the HTTP context,
+//! `state` what both share per configuration, `metrics` the VM's stats, `abi` the fallible host
+//! calls.
 
 use proxy_wasm::traits::RootContext;
 use proxy_wasm::types::LogLevel;
@@ -9,6 +10,7 @@ use proxy_wasm::types::LogLevel;
 mod abi;
 mod metrics;
 mod request;
+mod response;
 mod root;
 mod state;
 
